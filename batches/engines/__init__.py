@@ -1,0 +1,37 @@
+"""Engines behind one small interface (see base.Engine), one loaded per process."""
+
+from django.conf import settings
+
+from batches.engines.base import Engine
+
+_loaded: dict[str, Engine] = {}
+
+
+def served_models() -> list[str]:
+    return list(settings.SERVED_MODELS)
+
+
+def get_engine(model: str) -> Engine:
+    """The engine for `model`, loaded on first use and kept for the process.
+
+    One model at a time: loading another releases the previous one, since two
+    models rarely fit on one accelerator.
+    """
+    engine = _loaded.get(model)
+    if engine is None:
+        for name in list(_loaded):
+            _loaded.pop(name).close()
+        engine = _loaded[model] = _build(model)
+    return engine
+
+
+def _build(model: str) -> Engine:
+    if settings.ENGINE == "test":
+        from batches.engines.testing import DeterministicTestEngine
+
+        return DeterministicTestEngine(model)
+    if settings.ENGINE == "vllm":
+        from batches.engines.vllm import VLLMEngine
+
+        return VLLMEngine(model, settings.SERVED_MODELS[model], settings.VLLM_ENGINE_ARGS)
+    raise ValueError(f"Unknown ENGINE {settings.ENGINE!r}; expected 'vllm' or 'test'.")

@@ -1,0 +1,137 @@
+"""Write a finished batch's output and error files and close it.
+
+Counts are recomputed from the files written, so `request_counts` always match
+what Aris downloads.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from batches.models import Batch, Request
+from batches.services import data_tmp_dir, file_store_generated
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where finalizing leads, and what becomes of requests that never ran."""
+
+    status: str
+    timestamp_field: str
+    not_run_status: str
+    not_run_error: dict
+
+
+_OUTCOMES = {
+    # Every chunk closed normally, so no request should be left; one that is
+    # still gets an error line rather than vanishing from both files.
+    Batch.Status.FINALIZING: Outcome(
+        Batch.Status.COMPLETED,
+        "completed_at",
+        Request.Status.FAILED,
+        {"code": "request_not_run", "message": "The request was not run."},
+    ),
+    Batch.Status.CANCELLING: Outcome(
+        Batch.Status.CANCELLED,
+        "cancelled_at",
+        Request.Status.CANCELLED,
+        {"code": "batch_cancelled", "message": "The batch was cancelled before this request ran."},
+    ),
+}
+
+
+def batch_finalize(*, batch_id: int) -> None:
+    batch = Batch.objects.select_related("owner").get(pk=batch_id)
+    if batch.status not in _OUTCOMES:
+        logger.info("%s is %s; nothing to finalize", batch, batch.status)
+        return
+    outcome = _OUTCOMES[batch.status]
+    Request.objects.filter(batch=batch, status=Request.Status.PENDING).update(
+        status=outcome.not_run_status, error=outcome.not_run_error, finished_at=timezone.now()
+    )
+
+    # Slow file I/O happens outside any transaction.
+    output_path, error_path, completed, failed = _write_files(batch)
+    expires_at = timezone.now() + timedelta(
+        seconds=batch.output_expires_after or settings.RETENTION_DAYS * 86400
+    )
+    output_file = error_file = None
+    try:
+        if completed:
+            output_file = file_store_generated(
+                owner=batch.owner,
+                path=output_path,
+                filename=f"{batch.public_id}_output.jsonl",
+                expires_at=expires_at,
+            )
+        if failed:
+            error_file = file_store_generated(
+                owner=batch.owner,
+                path=error_path,
+                filename=f"{batch.public_id}_error.jsonl",
+                expires_at=expires_at,
+            )
+        with transaction.atomic():
+            closed = Batch.objects.filter(pk=batch.pk, status=batch.status).update(
+                status=outcome.status,
+                output_file=output_file,
+                error_file=error_file,
+                completed_requests=completed,
+                failed_requests=failed,
+                **{outcome.timestamp_field: timezone.now()},
+            )
+            if not closed:
+                raise RuntimeError(f"{batch} changed status while finalizing")
+    except BaseException:
+        for file in (output_file, error_file):
+            if file is not None:
+                file.content.delete(save=False)
+                file.delete()
+        raise
+    finally:
+        output_path.unlink(missing_ok=True)
+        error_path.unlink(missing_ok=True)
+    logger.info("%s %s: %d completed, %d failed", batch, outcome.status, completed, failed)
+
+
+def _write_files(batch: Batch):
+    """Stream the batch's rows, in input order, into the two JSONL files."""
+    tmp = data_tmp_dir()
+    output_path = tmp / f"{batch.public_id}_output.jsonl"
+    error_path = tmp / f"{batch.public_id}_error.jsonl"
+    completed = failed = 0
+    rows = (
+        Request.objects.filter(batch=batch)
+        .order_by("line")
+        .values_list("line", "custom_id", "status", "status_code", "response", "error")
+    )
+    with open(output_path, "wb") as output, open(error_path, "wb") as errors:
+        for line, custom_id, status, status_code, response, error in rows.iterator(chunk_size=2000):
+            line_id, request_id = Request.line_ids(batch.public_id, line)
+            if status_code is not None:
+                record = {
+                    "id": line_id,
+                    "custom_id": custom_id,
+                    "response": {
+                        "status_code": status_code,
+                        "request_id": request_id,
+                        "body": response,
+                    },
+                    "error": None,
+                }
+            else:
+                record = {"id": line_id, "custom_id": custom_id, "response": None, "error": error}
+            if status == Request.Status.COMPLETED:
+                output.write(orjson.dumps(record) + b"\n")
+                completed += 1
+            else:
+                errors.write(orjson.dumps(record) + b"\n")
+                failed += 1
+    return output_path, error_path, completed, failed

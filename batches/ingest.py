@@ -1,0 +1,329 @@
+"""Validate a batch's input file while streaming it, and store one row per request.
+
+The file is read line by line and never held whole in memory. Any problem fails
+the batch with OpenAI-style `errors.data[]` entries (code, message, param, line);
+the codes are stable and listed in the README.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+import orjson
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from batches import enqueue
+from batches.engines import served_models
+from batches.models import Batch, Chunk, Request
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORTED_ERRORS = 100
+MAX_CUSTOM_ID_LENGTH = 512
+INSERT_BATCH_SIZE = 1000
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass
+class LineError:
+    code: str
+    message: str
+    line: int | None = None
+    param: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
+
+
+class InvalidInput(Exception):
+    def __init__(self, errors: list[LineError]):
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+
+@dataclass
+class InputValidator:
+    """Checks one line at a time; remembers what spans lines (custom_ids, model)."""
+
+    endpoint: str
+    models: list[str]
+    max_requests: int
+    count: int = 0
+    model: str | None = None
+    custom_ids: set[str] = field(default_factory=set)
+
+    def check(self, line: int, raw: bytes | None) -> Request | LineError | None:
+        """The line's Request row, its error, or None for a blank line."""
+        if raw is None:
+            return LineError(
+                "line_too_long",
+                f"Line {line} is longer than {settings.MAX_LINE_BYTES} bytes.",
+                line,
+            )
+        if line == 1 and raw.startswith(UTF8_BOM):
+            raw = raw[len(UTF8_BOM) :]
+        if raw.isspace() or not raw:
+            return None
+
+        self.count += 1
+        if self.count > self.max_requests:
+            return LineError(
+                "too_many_requests",
+                f"The input file has more than {self.max_requests} requests.",
+                line,
+            )
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return LineError("invalid_encoding", f"Line {line} is not valid UTF-8.", line)
+            return LineError("invalid_json", f"Line {line} is not valid JSON: {error}.", line)
+        if not isinstance(data, dict):
+            return LineError("invalid_line", f"Line {line} is not a JSON object.", line)
+        if b"\\u0000" in raw and _contains_nul(data):
+            return LineError(
+                "invalid_character",
+                f"Line {line} contains a NUL character (\\u0000), which cannot be stored.",
+                line,
+            )
+        return self._check_request(line, data)
+
+    def _check_request(self, line: int, data: dict) -> Request | LineError:
+        custom_id = data.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            return LineError(
+                "missing_custom_id",
+                f"Line {line} has no custom_id (a non-empty string).",
+                line,
+                "custom_id",
+            )
+        if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
+            return LineError(
+                "invalid_custom_id",
+                f"Line {line}: custom_id is longer than {MAX_CUSTOM_ID_LENGTH} characters.",
+                line,
+                "custom_id",
+            )
+        if custom_id in self.custom_ids:
+            return LineError(
+                "duplicate_custom_id",
+                f"Line {line}: custom_id {custom_id!r} appears on an earlier line.",
+                line,
+                "custom_id",
+            )
+        self.custom_ids.add(custom_id)
+
+        if data.get("method") != "POST":
+            return LineError(
+                "invalid_method", f"Line {line}: method must be 'POST'.", line, "method"
+            )
+        if data.get("url") != self.endpoint:
+            return LineError(
+                "invalid_url",
+                f"Line {line}: url must be the batch endpoint '{self.endpoint}'.",
+                line,
+                "url",
+            )
+        body = data.get("body")
+        if not isinstance(body, dict):
+            return LineError("invalid_body", f"Line {line}: body must be an object.", line, "body")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return LineError(
+                "missing_model", f"Line {line}: body.model is required.", line, "body.model"
+            )
+        if model not in self.models:
+            return LineError(
+                "model_not_found",
+                f"Line {line}: model {model!r} is not served here "
+                f"(served: {', '.join(self.models)}).",
+                line,
+                "body.model",
+            )
+        if self.model is None:
+            self.model = model
+        elif model != self.model:
+            return LineError(
+                "mixed_models",
+                f"Line {line}: model {model!r} differs from {self.model!r}; "
+                "a batch runs one model.",
+                line,
+                "body.model",
+            )
+        if self.endpoint == Batch.Endpoint.CHAT_COMPLETIONS:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                return LineError(
+                    "missing_messages",
+                    f"Line {line}: body.messages must be a non-empty list.",
+                    line,
+                    "body.messages",
+                )
+        elif body.get("prompt") in (None, "", []):
+            return LineError(
+                "missing_prompt", f"Line {line}: body.prompt is required.", line, "body.prompt"
+            )
+        return Request(line=line, custom_id=custom_id, body=body)
+
+
+def batch_ingest(*, batch_id: int) -> None:
+    """Validate the input file and store its requests, chunked and enqueued.
+
+    Rows are inserted in autocommitted slices rather than one long transaction,
+    so on SQLite the engine's result writes are not locked out for the whole
+    file; a failure removes the slices already written.
+    """
+    batch = Batch.objects.select_related("input_file").get(pk=batch_id)
+    if batch.status == Batch.Status.CANCELLING:
+        _finish_cancelled(batch)
+        return
+    if batch.status != Batch.Status.VALIDATING:
+        return
+    # Rows left by an attempt that died half-way.
+    Request.objects.filter(batch=batch).delete()
+
+    try:
+        model, count = _store_requests(batch)
+    except InvalidInput as invalid:
+        Request.objects.filter(batch=batch).delete()
+        _finish_failed(batch, invalid.errors)
+        return
+
+    chunk_size = settings.CHUNK_SIZE
+    with transaction.atomic():
+        started = Batch.objects.filter(pk=batch.pk, status=Batch.Status.VALIDATING).update(
+            status=Batch.Status.IN_PROGRESS,
+            in_progress_at=timezone.now(),
+            model=model,
+            total_requests=count,
+        )
+        if started:
+            chunks = Chunk.objects.bulk_create(
+                Chunk(batch=batch, index=i, first_line=first, last_line=last)
+                for i, (first, last) in enumerate(_chunk_ranges(batch, chunk_size))
+            )
+            enqueue.chunks([chunk.pk for chunk in chunks])
+    if not started:
+        # Cancelled while validating: nothing ran, nothing is kept.
+        Request.objects.filter(batch=batch).delete()
+        _finish_cancelled(batch)
+        return
+    logger.info("%s: %d requests in %d chunks", batch, count, len(chunks))
+
+
+def _store_requests(batch: Batch) -> tuple[str, int]:
+    """Stream, validate and insert; return (model, request count)."""
+    if batch.input_file.deleted_at is not None:
+        raise InvalidInput(
+            [
+                LineError(
+                    "input_file_missing", f"Input file {batch.input_file.public_id} was deleted."
+                )
+            ]
+        )
+    if batch.input_file.bytes > settings.MAX_UPLOAD_BYTES:
+        raise InvalidInput(
+            [
+                LineError(
+                    "file_too_large",
+                    f"The input file is larger than {settings.MAX_UPLOAD_BYTES} bytes.",
+                )
+            ]
+        )
+
+    validator = InputValidator(
+        endpoint=batch.endpoint,
+        models=served_models(),
+        max_requests=settings.MAX_BATCH_REQUESTS,
+    )
+    errors: list[LineError] = []
+    pending: list[Request] = []
+    with batch.input_file.content.open("rb") as handle:
+        for line, raw in iter_lines(handle, settings.MAX_LINE_BYTES):
+            result = validator.check(line, raw)
+            if isinstance(result, LineError):
+                errors.append(result)
+                if len(errors) >= MAX_REPORTED_ERRORS or result.code == "too_many_requests":
+                    break
+            elif result is not None and not errors:
+                result.batch = batch
+                pending.append(result)
+                if len(pending) >= INSERT_BATCH_SIZE:
+                    Request.objects.bulk_create(pending)
+                    pending = []
+    if not errors and validator.count == 0:
+        errors.append(LineError("empty_file", "The input file has no requests."))
+    if errors:
+        raise InvalidInput(errors)
+    Request.objects.bulk_create(pending)
+    return validator.model, validator.count
+
+
+def iter_lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) for each line; None for a line over the limit.
+
+    An over-long line is skipped in bounded reads, never held in memory.
+    """
+    number = 0
+    while line := handle.readline(max_line_bytes + 1):
+        number += 1
+        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = handle.readline(max_line_bytes + 1)
+            yield number, None
+        else:
+            yield number, line
+
+
+def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int]]:
+    """(first_line, last_line) of consecutive chunks of `size` requests.
+
+    Blank lines are not requests, so chunk bounds come from the stored line
+    numbers rather than arithmetic on the file.
+    """
+    lines = Request.objects.filter(batch=batch).order_by("line").values_list("line", flat=True)
+    first = previous = None
+    in_chunk = 0
+    for line in lines.iterator(chunk_size=10_000):
+        if first is None:
+            first = line
+        previous = line
+        in_chunk += 1
+        if in_chunk == size:
+            yield first, previous
+            first, in_chunk = None, 0
+    if first is not None:
+        yield first, previous
+
+
+def _finish_failed(batch: Batch, errors: list[LineError]) -> None:
+    now = timezone.now()
+    failed = Batch.objects.filter(pk=batch.pk, status=Batch.Status.VALIDATING).update(
+        status=Batch.Status.FAILED,
+        failed_at=now,
+        errors=[e.as_dict() for e in errors],
+    )
+    if not failed:
+        _finish_cancelled(batch)
+    logger.info("%s failed validation: %s", batch, errors[0].message)
+
+
+def _finish_cancelled(batch: Batch) -> None:
+    Batch.objects.filter(pk=batch.pk, status=Batch.Status.CANCELLING).update(
+        status=Batch.Status.CANCELLED, cancelled_at=timezone.now()
+    )
+
+
+def _contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False

@@ -1,0 +1,285 @@
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def _public_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+def new_file_id() -> str:
+    return _public_id("file-")
+
+
+def new_batch_id() -> str:
+    return _public_id("batch_")
+
+
+class ApiKey(models.Model):
+    """A bearer key for /v1. Only its SHA-256 is stored; the key is shown once.
+
+    Keys are 256 random bits, so a fast hash is enough: there is nothing to
+    brute-force, and lookups by hash stay an index probe.
+    """
+
+    PREFIX = "sk-bs-"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    name = models.CharField(max_length=100, blank=True, help_text="What the key is for.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(
+        max_length=16, editable=False, help_text="The key's last characters, to tell keys apart."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="Revoked keys stop working.")
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name or 'key'} …{self.hint} ({self.owner})"
+
+    @staticmethod
+    def hash(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class FilePurpose(models.TextChoices):
+    BATCH = "batch"
+    BATCH_OUTPUT = "batch_output"
+
+
+class File(models.Model):
+    Purpose = FilePurpose
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_file_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    filename = models.CharField(max_length=255, help_text="As sent by the client; never a path.")
+    bytes = models.BigIntegerField()
+    content = models.FileField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted through the API: content removed, row kept."
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(purpose__in=FilePurpose.values),
+                name="batches_file_purpose_valid",
+            ),
+        ]
+        indexes = [
+            # files_for_owner(): the owner's live files, newest first.
+            models.Index(
+                fields=["owner", "-id"],
+                condition=Q(deleted_at__isnull=True),
+                name="batches_file_owner_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.public_id} ({self.filename})"
+
+
+class BatchStatus(models.TextChoices):
+    VALIDATING = "validating"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+class BatchEndpoint(models.TextChoices):
+    CHAT_COMPLETIONS = "/v1/chat/completions"
+    COMPLETIONS = "/v1/completions"
+
+
+class Batch(models.Model):
+    Status = BatchStatus
+    Endpoint = BatchEndpoint
+
+    TERMINAL_STATUSES = (Status.FAILED, Status.COMPLETED, Status.EXPIRED, Status.CANCELLED)
+
+    public_id = models.CharField(max_length=40, unique=True, default=new_batch_id, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    endpoint = models.CharField(max_length=40, choices=Endpoint.choices)
+    completion_window = models.CharField(max_length=8, default="24h")
+    input_file = models.ForeignKey(File, on_delete=models.PROTECT, related_name="+")
+    output_file = models.ForeignKey(
+        File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    error_file = models.ForeignKey(
+        File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    output_expires_after = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds the output and error files are kept."
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.VALIDATING)
+    model = models.CharField(max_length=200, blank=True, help_text="Set from the input file.")
+    metadata = models.JSONField(null=True, blank=True)
+    errors = models.JSONField(
+        null=True, blank=True, help_text="Validation errors: code, message, param, line."
+    )
+
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    in_progress_at = models.DateTimeField(null=True, blank=True)
+    finalizing_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    cancelling_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    finalize_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set once, by whoever enqueued finalization."
+    )
+
+    total_requests = models.PositiveIntegerField(default=0)
+    completed_requests = models.PositiveIntegerField(default=0)
+    failed_requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "batches"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=BatchStatus.values),
+                name="batches_batch_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(endpoint__in=BatchEndpoint.values),
+                name="batches_batch_endpoint_valid",
+            ),
+        ]
+        indexes = [
+            # batches_for_owner(): the owner's batches, newest first.
+            models.Index(fields=["owner", "-id"], name="batches_batch_owner"),
+            models.Index(fields=["status"], name="batches_batch_status"),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL_STATUSES
+
+
+class ChunkStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Chunk(models.Model):
+    """A contiguous range of a batch's lines that one engine task runs.
+
+    The lease (who, until when) is renewed while the chunk runs, so a chunk whose
+    worker died can be told apart from one that is merely slow.
+    """
+
+    Status = ChunkStatus
+
+    OPEN_STATUSES = (Status.PENDING, Status.RUNNING)
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    first_line = models.PositiveIntegerField()
+    last_line = models.PositiveIntegerField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    leased_by = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "index"], name="batches_chunk_unique_index"),
+            models.CheckConstraint(
+                condition=Q(status__in=ChunkStatus.values),
+                name="batches_chunk_status_valid",
+            ),
+        ]
+        indexes = [
+            # request_finalize(): "does this batch still have open chunks?"
+            models.Index(
+                fields=["batch"],
+                condition=Q(status__in=[ChunkStatus.PENDING, ChunkStatus.RUNNING]),
+                name="batches_chunk_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch} chunk {self.index} (lines {self.first_line}-{self.last_line})"
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Request(models.Model):
+    """One input line: the unit of execution, and later of curation."""
+
+    Status = RequestStatus
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="requests")
+    line = models.PositiveIntegerField(help_text="1-based line number in the input file.")
+    custom_id = models.CharField(max_length=512)
+    body = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(
+        null=True, blank=True, help_text="The response body: a completion, or an error object."
+    )
+    error = models.JSONField(
+        null=True, blank=True, help_text="Why the request has no response (code, message)."
+    )
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "line"], name="batches_request_unique_line"),
+            models.UniqueConstraint(
+                fields=["batch", "custom_id"], name="batches_request_unique_custom_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=RequestStatus.values),
+                name="batches_request_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["batch", "status"], name="batches_request_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.custom_id}"
+
+    @staticmethod
+    def line_ids(batch_public_id: str, line: int) -> tuple[str, str]:
+        """The output line's `id` and `request_id`, derived so they never change."""
+        digest = hashlib.sha256(f"{batch_public_id}:{line}".encode()).hexdigest()
+        return f"batch_req_{digest[:24]}", f"req_{digest[24:48]}"

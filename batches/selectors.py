@@ -1,0 +1,77 @@
+"""Reads behind the API: every one is scoped to the key's owner."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from batches.errors import ApiError, NotFound
+from batches.models import Batch, File
+
+
+def file_get(*, owner: AbstractBaseUser, file_id: str) -> File:
+    """A live file of the owner's; deleted, expired and foreign files are 404."""
+    file = File.objects.filter(owner=owner, public_id=file_id, deleted_at__isnull=True).first()
+    if file is None:
+        raise NotFound("File object", file_id)
+    if file.expires_at is not None and file.expires_at <= timezone.now():
+        raise ApiError(
+            f"File {file_id} expired at {file.expires_at.isoformat()}.",
+            param="id",
+            code="file_expired",
+            status_code=404,
+        )
+    return file
+
+
+def files_list(
+    *,
+    owner: AbstractBaseUser,
+    purpose: str | None,
+    after: str | None,
+    limit: int,
+    order: str,
+) -> tuple[list[File], bool]:
+    files = File.objects.filter(owner=owner, deleted_at__isnull=True)
+    if purpose:
+        files = files.filter(purpose=purpose)
+    return _page(files, File.objects.filter(owner=owner), after, limit, order, "File object")
+
+
+def batch_get(*, owner: AbstractBaseUser, batch_id: str) -> Batch:
+    batch = (
+        Batch.objects.select_related("input_file", "output_file", "error_file")
+        .filter(owner=owner, public_id=batch_id)
+        .first()
+    )
+    if batch is None:
+        raise NotFound("Batch object", batch_id)
+    return batch
+
+
+def batches_list(
+    *, owner: AbstractBaseUser, after: str | None, limit: int
+) -> tuple[list[Batch], bool]:
+    batches = Batch.objects.select_related("input_file", "output_file", "error_file").filter(
+        owner=owner
+    )
+    return _page(batches, Batch.objects.filter(owner=owner), after, limit, "desc", "Batch object")
+
+
+def _page(
+    queryset: QuerySet, cursors: QuerySet, after: str | None, limit: int, order: str, name: str
+) -> tuple[list, bool]:
+    """One page after the cursor object, by creation order; (objects, has_more).
+
+    Ids are assigned in creation order, so the primary key is a stable cursor
+    even when two objects share a created_at second.
+    """
+    if after:
+        cursor = cursors.filter(public_id=after).values_list("pk", flat=True).first()
+        if cursor is None:
+            raise NotFound(name, after, param="after")
+        queryset = (
+            queryset.filter(pk__lt=cursor) if order == "desc" else queryset.filter(pk__gt=cursor)
+        )
+    queryset = queryset.order_by("-pk" if order == "desc" else "pk")
+    rows = list(queryset[: limit + 1])
+    return rows[:limit], len(rows) > limit

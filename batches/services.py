@@ -1,0 +1,238 @@
+"""Writes behind the Files and Batches API."""
+
+import logging
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File as DjangoFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from batches import enqueue
+from batches.errors import ApiError, NotFound
+from batches.models import ApiKey, Batch, Chunk, File
+
+logger = logging.getLogger(__name__)
+
+COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
+MIN_EXPIRES_AFTER = 3600
+MAX_EXPIRES_AFTER = 30 * 24 * 3600
+
+
+def api_key_create(*, owner: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key and return it with the raw secret, which is never stored."""
+    raw_key = ApiKey.PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        owner=owner, name=name, key_hash=ApiKey.hash(raw_key), hint=raw_key[-4:]
+    )
+    return api_key, raw_key
+
+
+def file_create(
+    *,
+    owner: AbstractBaseUser,
+    uploaded: UploadedFile,
+    purpose: str,
+    expires_after_seconds: int | None = None,
+) -> File:
+    """Store an uploaded batch input file.
+
+    The upload already lies in a temporary file on the storage's filesystem, so
+    saving it is a rename. The row is written only after the content is in
+    place, and the content is removed if the row cannot be written: an upload
+    never leaves half a file behind.
+    """
+    if purpose != File.Purpose.BATCH:
+        raise ApiError(
+            f"Invalid purpose '{purpose}': this server accepts only 'batch' uploads.",
+            param="purpose",
+            code="invalid_value",
+        )
+    now = timezone.now()
+    file = File(
+        owner=owner,
+        purpose=purpose,
+        filename=_display_name(uploaded.name),
+        bytes=uploaded.size,
+        created_at=now,
+        expires_at=now
+        + (
+            timedelta(seconds=expires_after_seconds)
+            if expires_after_seconds
+            else timedelta(days=settings.RETENTION_DAYS)
+        ),
+    )
+    file.content.name = default_storage.save(f"files/{file.public_id}.jsonl", uploaded)
+    try:
+        file.save()
+    except BaseException:
+        default_storage.delete(file.content.name)
+        raise
+    return file
+
+
+def file_store_generated(*, owner: AbstractBaseUser, path: Path, filename: str, expires_at) -> File:
+    """Register a file the server wrote (batch output) and move it into storage."""
+    file = File(
+        owner=owner,
+        purpose=File.Purpose.BATCH_OUTPUT,
+        filename=filename,
+        bytes=path.stat().st_size,
+        expires_at=expires_at,
+    )
+    with open(path, "rb") as handle:
+        file.content.name = default_storage.save(
+            f"files/{file.public_id}.jsonl", _MovableFile(handle, path)
+        )
+    try:
+        file.save()
+    except BaseException:
+        default_storage.delete(file.content.name)
+        raise
+    return file
+
+
+def file_delete(*, file: File) -> None:
+    """Delete a file's content; the row stays so batches keep their file ids."""
+    if file.deleted_at is not None:
+        raise NotFound("File object", file.public_id)
+    File.objects.filter(pk=file.pk).update(deleted_at=timezone.now())
+    # The row says "deleted" before the bytes go, so a reader never gets a row
+    # whose content has vanished.
+    default_storage.delete(file.content.name)
+
+
+def batch_create(
+    *,
+    owner: AbstractBaseUser,
+    input_file_id: str,
+    endpoint: str,
+    completion_window: str,
+    metadata: dict | None = None,
+    output_expires_after_seconds: int | None = None,
+) -> Batch:
+    if endpoint not in Batch.Endpoint.values:
+        raise ApiError(
+            f"Invalid endpoint '{endpoint}': supported are {', '.join(Batch.Endpoint.values)}.",
+            param="endpoint",
+            code="invalid_value",
+        )
+    if completion_window not in COMPLETION_WINDOWS:
+        raise ApiError(
+            f"Invalid completion_window '{completion_window}': only '24h' is supported.",
+            param="completion_window",
+            code="invalid_value",
+        )
+    input_file = File.objects.filter(
+        owner=owner, public_id=input_file_id, deleted_at__isnull=True
+    ).first()
+    if input_file is None:
+        raise NotFound("File object", input_file_id, param="input_file_id")
+    if input_file.purpose != File.Purpose.BATCH:
+        raise ApiError(
+            f"File {input_file_id} has purpose '{input_file.purpose}'; a batch needs 'batch'.",
+            param="input_file_id",
+            code="invalid_value",
+        )
+
+    now = timezone.now()
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            owner=owner,
+            endpoint=endpoint,
+            completion_window=completion_window,
+            input_file=input_file,
+            metadata=metadata,
+            output_expires_after=output_expires_after_seconds,
+            created_at=now,
+            expires_at=now + COMPLETION_WINDOWS[completion_window],
+        )
+        enqueue.ingest(batch.pk)
+    return batch
+
+
+def batch_cancel(*, batch: Batch) -> Batch:
+    """Stop a batch: no new chunk starts, the running one stops at its next flush.
+
+    Finalization writes what completed to the output file and everything else,
+    as `batch_cancelled`, to the error file.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        cancelled = Batch.objects.filter(
+            pk=batch.pk, status__in=[Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS]
+        ).update(status=Batch.Status.CANCELLING, cancelling_at=now)
+        if not cancelled:
+            batch.refresh_from_db()
+            if batch.status == Batch.Status.CANCELLING:
+                return batch
+            raise ApiError(
+                f"Cannot cancel batch {batch.public_id}: its status is '{batch.status}'.",
+                param="batch_id",
+                code="batch_not_cancellable",
+                status_code=409,
+            )
+        Chunk.objects.filter(batch=batch, status=Chunk.Status.PENDING).update(
+            status=Chunk.Status.CANCELLED, finished_at=now
+        )
+        # A validating batch has no chunks yet; ingestion finishes it instead.
+        if batch.status != Batch.Status.VALIDATING:
+            request_finalize(batch_id=batch.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def request_finalize(*, batch_id: int) -> bool:
+    """Enqueue finalization once every chunk is closed. Only one caller wins.
+
+    Must run inside a transaction: the winner enqueues on commit.
+    """
+    open_chunks = Chunk.objects.filter(batch=OuterRef("pk"), status__in=Chunk.OPEN_STATUSES)
+    now = timezone.now()
+    won = (
+        Batch.objects.filter(
+            pk=batch_id,
+            finalize_requested_at__isnull=True,
+            status__in=[Batch.Status.IN_PROGRESS, Batch.Status.CANCELLING],
+        )
+        .exclude(Exists(open_chunks))
+        .update(finalize_requested_at=now)
+    )
+    if won:
+        Batch.objects.filter(pk=batch_id, status=Batch.Status.IN_PROGRESS).update(
+            status=Batch.Status.FINALIZING, finalizing_at=now
+        )
+        enqueue.finalize(batch_id)
+    return bool(won)
+
+
+def _display_name(name: str | None) -> str:
+    """The client's filename, for display only: no directories, bounded length."""
+    base = os.path.basename((name or "").replace("\\", "/")).strip()
+    base = "".join(ch for ch in base if ch.isprintable())
+    return base[:255] or "upload.jsonl"
+
+
+class _MovableFile(DjangoFile):
+    """A file FileSystemStorage may move into place instead of copying."""
+
+    def __init__(self, handle, path: Path):
+        super().__init__(handle, name=path.name)
+        self._path = path
+
+    def temporary_file_path(self) -> str:
+        return str(self._path)
+
+
+def data_tmp_dir() -> Path:
+    """Scratch space on the storage's filesystem (renames, not copies)."""
+    path = Path(settings.FILE_UPLOAD_TEMP_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,225 @@
+"""Settings for both surfaces (API on 4080, viewer on 8001) and the workers.
+
+Every setting comes from the environment (see deploy/.env.example); the defaults
+run the embedded quickstart: SQLite under DATA_DIR, the django-q2 ORM broker and
+the tiny local model.
+"""
+
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+env_file = env.path("ENV_FILE", default=str(BASE_DIR / ".env"))
+if Path(env_file).is_file():
+    env.read_env(str(env_file))
+
+DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR.
+
+    The quickstart needs no configuration; a deployment sets SECRET_KEY.
+    """
+    if key := env.str("SECRET_KEY", default=""):
+        return key
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "import_export",
+    "django_q",
+    "batches",
+    "curation",
+    "exports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# The viewer is the default URLconf; the API process swaps in its own per request
+# (batchserver.wsgi.api), so neither surface can reach the other's URLs.
+ROOT_URLCONF = "batchserver.urls.viewer"
+API_URLCONF = "batchserver.urls.api"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "batchserver.wsgi.viewer"
+
+# --- Database ---------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'batchserver.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The API, the control workers and the engine worker write at the same time.
+    # WAL lets readers proceed during a write, IMMEDIATE transactions take the
+    # write lock up front (no lock-upgrade deadlocks), and the timeout makes a
+    # writer wait its turn instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
+        }
+    )
+    # Tests share the database with a live server thread and qcluster
+    # subprocesses, so the test database must be a file, not :memory:.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+
+# --- Files ------------------------------------------------------------------
+# Uploaded and generated files go through the storage API, so S3 or another
+# backend (django-storages) is a settings change.
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "files")},
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# Uploads stream to a temporary file on the same filesystem as the storage, so
+# storing one is a rename, never a second copy.
+FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
+Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
+FILE_UPLOAD_HANDLERS = ["batches.uploads.LimitedTemporaryFileUploadHandler"]
+FILE_UPLOAD_PERMISSIONS = 0o640
+
+# --- API --------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["batches.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "batches.errors.openai_exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batches.errors.IgnoreAcceptHeader",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Batches ----------------------------------------------------------------
+MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=200 * 1024 * 1024)
+MAX_BATCH_REQUESTS = env.int("MAX_BATCH_REQUESTS", default=50_000)
+MAX_LINE_BYTES = env.int("MAX_LINE_BYTES", default=8 * 1024 * 1024)
+# Requests per chunk: one engine task. Large enough that the engine stays full,
+# small enough that progress, cancellation and (later) recovery are fine-grained.
+CHUNK_SIZE = env.int("CHUNK_SIZE", default=1000)
+# Seconds one chunk may run before django-q2 kills it.
+CHUNK_TIMEOUT = env.int("CHUNK_TIMEOUT", default=3600)
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
+
+# --- Engine -----------------------------------------------------------------
+# `vllm` runs the model in the engine worker; `test` is the deterministic double
+# used by unit tests and overhead benchmarks only.
+ENGINE = env.str("ENGINE", default="vllm")
+# Served models: "name=path-or-hub-id" pairs. Without any, the tiny local model
+# built by `manage.py make_tiny_model` is served.
+TINY_MODEL_NAME = "tiny-chat"
+TINY_MODEL_DIR = DATA_DIR / "models" / TINY_MODEL_NAME
+SERVED_MODELS = env.dict("MODELS", default={}) or {TINY_MODEL_NAME: str(TINY_MODEL_DIR)}
+# Extra keyword arguments for vllm.LLM, as JSON (e.g. max_model_len,
+# gpu_memory_utilization, tensor_parallel_size).
+VLLM_ENGINE_ARGS = env.json("VLLM_ENGINE_ARGS", default={})
+
+# --- Workers ----------------------------------------------------------------
+# Two django-q2 clusters share one broker: the default ("control") validates
+# input and writes result files on the CPU; "engine" runs chunks on the
+# accelerator, one worker per GPU so the model is loaded once per process.
+Q_CLUSTER = {
+    "name": "batchserver",
+    "workers": env.int("CONTROL_WORKERS", default=2),
+    "timeout": 1800,
+    "retry": 1860,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "poll": 0.2,
+    "catch_up": False,
+    "save_limit": 1000,
+    "ALT_CLUSTERS": {
+        "engine": {
+            "workers": env.int("ENGINE_WORKERS", default=1),
+            "timeout": CHUNK_TIMEOUT,
+            "retry": CHUNK_TIMEOUT + 60,
+            # Keep the worker (and its loaded model) alive across chunks.
+            "recycle": 1_000_000,
+            # vLLM's multi-process engine spawns children; daemonic workers can't.
+            "daemonize_workers": False,
+            "queue_limit": 2,
+        },
+    },
+}
+if env.str("Q_REDIS_URL", default=""):
+    Q_CLUSTER["redis"] = env.str("Q_REDIS_URL")
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,21 @@
+"""Test settings: the production settings with a throw-away DATA_DIR.
+
+DATA_DIR is chosen before the base settings load, and exported, so that the
+qcluster and server subprocesses a test starts share it with the test process.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="batchserver-test-"))
+# Tests run the deterministic engine unless they ask for vLLM explicitly.
+os.environ.setdefault("ENGINE", "test")
+
+from batchserver.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# No collectstatic run in tests: serve static files without the manifest.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

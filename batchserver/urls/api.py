@@ -1,0 +1,34 @@
+"""Port 4080: the OpenAI-compatible API. Bearer keys only; no sessions, no admin."""
+
+from django.urls import path
+
+from batches import apis
+from batches.errors import json_error_view
+
+urlpatterns = [
+    path(
+        "v1/files",
+        apis.method_dispatch(GET=apis.FileListApi.as_view(), POST=apis.FileCreateApi.as_view()),
+    ),
+    path(
+        "v1/files/<str:file_id>",
+        apis.method_dispatch(
+            GET=apis.FileRetrieveApi.as_view(), DELETE=apis.FileDeleteApi.as_view()
+        ),
+    ),
+    path("v1/files/<str:file_id>/content", apis.FileContentApi.as_view()),
+    path(
+        "v1/batches",
+        apis.method_dispatch(GET=apis.BatchListApi.as_view(), POST=apis.BatchCreateApi.as_view()),
+    ),
+    path("v1/batches/<str:batch_id>", apis.BatchRetrieveApi.as_view()),
+    path("v1/batches/<str:batch_id>/cancel", apis.BatchCancelApi.as_view()),
+    path("v1/batches/<str:batch_id>/results", apis.BatchResultsApi.as_view()),
+    path("v1/models", apis.ModelListApi.as_view()),
+    path("v1/models/<path:model>", apis.ModelRetrieveApi.as_view()),
+]
+
+handler400 = json_error_view(400, "Bad request.", "bad_request")
+handler403 = json_error_view(403, "Forbidden.", "permission_denied")
+handler404 = json_error_view(404, "Unknown URL; the API lives under /v1/.", "unknown_url")
+handler500 = json_error_view(500, "The server had an error while processing your request.", None)

@@ -1,0 +1,182 @@
+"""Chunks run on the deterministic test engine; the writer thread needs committed data."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from openai.types import Completion
+from openai.types.chat import ChatCompletion
+
+from batches import services
+from batches.execution import WORKER_ID, LeaseLost, chunk_claim, chunk_run
+from batches.finalize import batch_finalize
+from batches.models import Batch, Chunk, File, Request
+from tests.batches.test_ingest import COMPLETIONS, ingest
+from tests.conftest import chat_requests, jsonl, request_line
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_all(batch: Batch) -> Batch:
+    for chunk in Chunk.objects.filter(batch=batch).order_by("index"):
+        chunk_run(chunk_id=chunk.pk)
+    batch_finalize(batch_id=batch.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def read_jsonl(file: File | None) -> list[dict]:
+    if file is None:
+        return []
+    return [json.loads(line) for line in Path(file.content.path).read_text().splitlines()]
+
+
+def test_chunks_record_each_result_and_finalize_writes_openai_lines(alice, settings):
+    settings.CHUNK_SIZE = 3
+    batch = ingest(alice, chat_requests(7, max_tokens=2))
+    chunks = list(Chunk.objects.filter(batch=batch).order_by("index"))
+
+    chunk_run(chunk_id=chunks[0].pk)
+    batch.refresh_from_db()
+    assert (batch.status, batch.completed_requests, batch.failed_requests) == ("in_progress", 3, 0)
+    assert batch.output_tokens == 3 * 2  # "echo: evaluate ..." cut at max_tokens
+
+    for chunk in chunks[1:]:
+        chunk_run(chunk_id=chunk.pk)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.FINALIZING
+    assert batch.finalizing_at is not None
+    assert set(Chunk.objects.values_list("status", flat=True)) == {Chunk.Status.DONE}
+
+    batch_finalize(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.COMPLETED and batch.completed_at is not None
+    assert batch.error_file is None
+    lines = read_jsonl(batch.output_file)
+    assert [line["custom_id"] for line in lines] == [f"req-{i}" for i in range(7)]
+    first = lines[0]
+    assert set(first) == {"id", "custom_id", "response", "error"}
+    assert first["id"].startswith("batch_req_") and first["error"] is None
+    assert first["response"]["status_code"] == 200
+    assert first["response"]["request_id"]
+    completion = ChatCompletion.model_validate(first["response"]["body"])
+    assert completion.choices[0].message.content == "echo: evaluate"
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage.completion_tokens == 2
+    assert len({line["id"] for line in lines}) == 7
+    request = Request.objects.get(custom_id="req-0")
+    assert (request.status, request.status_code, request.attempts) == ("completed", 200, 1)
+    assert request.finished_at is not None
+
+
+def test_completions_endpoint_returns_text_completions(alice):
+    line = {
+        "custom_id": "c1",
+        "method": "POST",
+        "url": COMPLETIONS,
+        "body": {"model": "tiny-chat", "prompt": "Once upon a time", "n": 2},
+    }
+    batch = run_all(ingest(alice, jsonl([line]), endpoint=COMPLETIONS))
+    body = read_jsonl(batch.output_file)[0]["response"]["body"]
+    completion = Completion.model_validate(body)
+    assert completion.object == "text_completion"
+    assert [c.index for c in completion.choices] == [0, 1]
+
+
+def test_a_failing_request_fails_alone(alice):
+    batch = run_all(
+        ingest(
+            alice,
+            jsonl(
+                [
+                    request_line("a"),
+                    request_line("bad-param", temperature="hot"),
+                    request_line("engine-error", "[[fail:500]]"),
+                    request_line("b"),
+                ]
+            ),
+        )
+    )
+    assert batch.status == Batch.Status.COMPLETED
+    assert (batch.completed_requests, batch.failed_requests, batch.total_requests) == (2, 2, 4)
+    assert [line["custom_id"] for line in read_jsonl(batch.output_file)] == ["a", "b"]
+    errors = {line["custom_id"]: line for line in read_jsonl(batch.error_file)}
+    assert errors["bad-param"]["response"]["status_code"] == 400
+    assert errors["bad-param"]["response"]["body"]["error"]["param"] == "temperature"
+    assert errors["engine-error"]["response"]["status_code"] == 500
+    assert errors["engine-error"]["error"] is None
+
+
+def test_a_chunk_is_claimed_once(alice):
+    batch = ingest(alice, chat_requests(2))
+    chunk = Chunk.objects.get(batch=batch)
+    assert chunk_claim(chunk_id=chunk.pk).leased_by == WORKER_ID
+    assert chunk_claim(chunk_id=chunk.pk) is None
+    chunk_run(chunk_id=chunk.pk)  # already claimed: does nothing
+    assert Request.objects.filter(status=Request.Status.PENDING).count() == 2
+
+
+def test_a_worker_that_lost_its_lease_stops_writing(alice, monkeypatch):
+    batch = ingest(alice, chat_requests(3))
+    chunk = Chunk.objects.get(batch=batch)
+    monkeypatch.setattr("batches.execution.FLUSH_MAX_RESULTS", 1)
+    original = Request.objects.bulk_update
+
+    def steal_after_first_write(*args, **kwargs):
+        original(*args, **kwargs)
+        Chunk.objects.filter(pk=chunk.pk).update(leased_by="another-worker")
+
+    monkeypatch.setattr(Request.objects, "bulk_update", steal_after_first_write)
+    with pytest.raises(LeaseLost):
+        chunk_run(chunk_id=chunk.pk)
+    batch.refresh_from_db()
+    assert batch.completed_requests == Request.objects.filter(status="completed").count() == 1
+    assert Chunk.objects.get().status == Chunk.Status.RUNNING
+
+
+def test_cancel_stops_the_running_chunk_and_accounts_for_every_line(alice, settings):
+    settings.CHUNK_SIZE = 100
+    batch = ingest(
+        alice,
+        chat_requests(300, model="tiny-chat").replace(b"evaluate", b"[[sleep:0.03]] evaluate"),
+    )
+    first, *others = Chunk.objects.filter(batch=batch).order_by("index")
+    runner = threading.Thread(target=chunk_run, kwargs={"chunk_id": first.pk})
+    runner.start()
+    while not Request.objects.filter(batch=batch, status="completed").exists():
+        time.sleep(0.05)
+
+    services.batch_cancel(batch=batch)
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.CANCELLING
+    assert batch.finalize_requested_at is not None
+    assert Chunk.objects.get(pk=first.pk).status == Chunk.Status.CANCELLED
+    assert {c.status for c in Chunk.objects.filter(pk__in=[c.pk for c in others])} == {"cancelled"}
+    batch_finalize(batch_id=batch.pk)
+    batch.refresh_from_db()
+
+    assert batch.status == Batch.Status.CANCELLED and batch.cancelled_at is not None
+    completed = read_jsonl(batch.output_file)
+    errors = read_jsonl(batch.error_file)
+    assert 0 < len(completed) < 100
+    assert sorted(line["custom_id"] for line in completed + errors) == sorted(
+        f"req-{i}" for i in range(300)
+    )
+    assert {line["error"]["code"] for line in errors} == {"batch_cancelled"}
+    assert all(line["response"] is None for line in errors)
+    assert (batch.completed_requests, batch.failed_requests) == (len(completed), len(errors))
+    assert Request.objects.filter(status=Request.Status.CANCELLED).count() == len(errors)
+
+
+def test_finalizing_twice_writes_the_files_once(alice):
+    batch = run_all(ingest(alice, chat_requests(2)))
+    output_file = batch.output_file
+    batch_finalize(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert batch.output_file == output_file
+    assert File.objects.filter(purpose=File.Purpose.BATCH_OUTPUT).count() == 1

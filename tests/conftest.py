@@ -1,0 +1,102 @@
+import json
+import os
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from batches.services import api_key_create
+
+CHAT = "/v1/chat/completions"
+MODEL = settings.TINY_MODEL_NAME
+
+
+def request_line(custom_id: str, content: str = "hello", *, model: str = MODEL, **body) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": model, "messages": [{"role": "user", "content": content}], **body},
+    }
+
+
+def jsonl(lines: list) -> bytes:
+    """JSONL bytes from dicts (serialized) and str/bytes (taken as they are)."""
+    out = []
+    for line in lines:
+        if isinstance(line, dict):
+            line = json.dumps(line)
+        out.append(line if isinstance(line, bytes) else line.encode())
+    return b"\n".join(out) + b"\n"
+
+
+def chat_requests(count: int, **body) -> bytes:
+    return jsonl(
+        [request_line(f"req-{i}", f"evaluate candidate {i}", **body) for i in range(count)]
+    )
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob")
+
+
+@pytest.fixture
+def alice_key(alice) -> str:
+    return api_key_create(owner=alice, name="alice")[1]
+
+
+@pytest.fixture
+def bob_key(bob) -> str:
+    return api_key_create(owner=bob, name="bob")[1]
+
+
+@pytest.fixture
+def api_url(live_server, settings) -> str:
+    """The live server, answering with the API's URLconf (port 4080's surface)."""
+    settings.ROOT_URLCONF = settings.API_URLCONF
+    return f"{live_server.url}/v1"
+
+
+@pytest.fixture
+def openai_client(api_url, alice_key):
+    import openai
+
+    return openai.OpenAI(base_url=api_url, api_key=alice_key, max_retries=0)
+
+
+@pytest.fixture
+def q_sync(monkeypatch):
+    """Run django-q2 tasks inline as they are enqueued (after commit)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(django_db_blocker):
+    """The tiny random-weight model, built once per test session (~4 s)."""
+    call_command("make_tiny_model", "--if-missing", verbosity=0)
+    return settings.TINY_MODEL_DIR
+
+
+@pytest.fixture
+def subprocess_env(transactional_db) -> dict:
+    """Environment for server and worker subprocesses: the test database and DATA_DIR."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{db['NAME']}"
+    else:
+        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_SETTINGS_MODULE": "batchserver.settings_test",
+    }

@@ -1,0 +1,34 @@
+import re
+
+import pytest
+from django.conf import settings
+
+BASE = settings.BASE_DIR
+
+
+def variables_read_by_the_code() -> set[str]:
+    names = set()
+    settings_source = (BASE / "batchserver" / "settings.py").read_text()
+    names |= set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_source))
+    for config in (BASE / "deploy" / "gunicorn").glob("*.py"):
+        names |= set(re.findall(r'os\.environ\.get\(\s*"([A-Z_]+)"', config.read_text()))
+    return names
+
+
+def test_env_example_lists_every_variable():
+    example = (BASE / "deploy" / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?([A-Z_]+)=", example, re.MULTILINE))
+    read = variables_read_by_the_code()
+    assert len(read) > 20
+    assert read - listed == set()
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's journal settings; PostgreSQL needs none")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
+    assert connection.settings_dict["OPTIONS"]["timeout"] >= 5
