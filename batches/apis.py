@@ -106,7 +106,7 @@ class FileCreateApi(APIView):
 
     def post(self, request):
         data = request.data  # parses the multipart body, streaming the file to disk
-        if getattr(request._request, "upload_too_large", False):
+        if getattr(request, "upload_too_large", False):  # set by LimitedTemporaryFileUploadHandler
             raise ApiError(
                 f"The file is larger than the {settings.MAX_UPLOAD_BYTES} byte limit.",
                 param="file",

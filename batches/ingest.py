@@ -12,7 +12,7 @@ from typing import IO
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from batches import enqueue
@@ -38,6 +38,13 @@ class LineError:
         return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
 
 
+@dataclass(frozen=True)
+class NewRequest:
+    line: int
+    custom_id: str
+    body: dict
+
+
 class InvalidInput(Exception):
     def __init__(self, errors: list[LineError]):
         super().__init__(errors[0].message)
@@ -55,8 +62,8 @@ class InputValidator:
     model: str | None = None
     custom_ids: set[str] = field(default_factory=set)
 
-    def check(self, line: int, raw: bytes | None) -> Request | LineError | None:
-        """The line's Request row, its error, or None for a blank line."""
+    def check(self, line: int, raw: bytes | None) -> "NewRequest | LineError | None":
+        """The line's request, its error, or None for a blank line."""
         if raw is None:
             return LineError(
                 "line_too_long",
@@ -93,7 +100,7 @@ class InputValidator:
             )
         return self._check_request(line, data)
 
-    def _check_request(self, line: int, data: dict) -> Request | LineError:
+    def _check_request(self, line: int, data: dict) -> "NewRequest | LineError":
         custom_id = data.get("custom_id")
         if not isinstance(custom_id, str) or not custom_id:
             return LineError(
@@ -168,7 +175,7 @@ class InputValidator:
             return LineError(
                 "missing_prompt", f"Line {line}: body.prompt is required.", line, "body.prompt"
             )
-        return Request(line=line, custom_id=custom_id, body=body)
+        return NewRequest(line=line, custom_id=custom_id, body=body)
 
 
 def batch_ingest(*, batch_id: int) -> None:
@@ -242,7 +249,7 @@ def _store_requests(batch: Batch) -> tuple[str, int]:
         max_requests=settings.MAX_BATCH_REQUESTS,
     )
     errors: list[LineError] = []
-    pending: list[Request] = []
+    pending: list[NewRequest] = []
     with batch.input_file.content.open("rb") as handle:
         for line, raw in iter_lines(handle, settings.MAX_LINE_BYTES):
             result = validator.check(line, raw)
@@ -251,17 +258,50 @@ def _store_requests(batch: Batch) -> tuple[str, int]:
                 if len(errors) >= MAX_REPORTED_ERRORS or result.code == "too_many_requests":
                     break
             elif result is not None and not errors:
-                result.batch = batch
                 pending.append(result)
                 if len(pending) >= INSERT_BATCH_SIZE:
-                    Request.objects.bulk_create(pending)
+                    insert_requests(batch.pk, pending)
                     pending = []
     if not errors and validator.count == 0:
         errors.append(LineError("empty_file", "The input file has no requests."))
     if errors:
         raise InvalidInput(errors)
-    Request.objects.bulk_create(pending)
+    insert_requests(batch.pk, pending)
     return validator.model, validator.count
+
+
+def insert_requests(batch_id: int, requests: list[NewRequest]) -> None:
+    """Insert new Request rows, bypassing the ORM's per-row work.
+
+    This is the ingest hot path: 50,000 rows and 200 MB of JSON per batch.
+    bulk_create spent most of its time building model instances and adapting
+    parameters (on PostgreSQL, quoting UNNEST arrays); COPY on PostgreSQL and
+    executemany on SQLite store the same rows several times faster.
+    """
+    if not requests:
+        return
+    table = Request._meta.db_table
+    columns = [Request._meta.get_field(f).column for f in _INSERTED_FIELDS]
+    rows = [
+        (batch_id, r.line, r.custom_id, orjson.dumps(r.body).decode(), Request.Status.PENDING, 0)
+        for r in requests
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
+            with cursor.copy(
+                f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(columns))
+            cursor.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
+            )
+
+
+_INSERTED_FIELDS = ["batch", "line", "custom_id", "body", "status", "attempts"]
 
 
 def iter_lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:

@@ -1,5 +1,6 @@
 import json
 import os
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -94,7 +95,8 @@ def subprocess_env(transactional_db) -> dict:
     if db["ENGINE"].endswith("sqlite3"):
         url = f"sqlite:///{db['NAME']}"
     else:
-        url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+        credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+        url = f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
     return {
         **os.environ,
         "DATABASE_URL": url,

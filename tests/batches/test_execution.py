@@ -10,7 +10,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
 from batches import services
-from batches.execution import WORKER_ID, LeaseLost, chunk_claim, chunk_run
+from batches.execution import WORKER_ID, LeaseLost, ResultWriter, chunk_claim, chunk_run
 from batches.finalize import batch_finalize
 from batches.models import Batch, Chunk, File, Request
 from tests.batches.test_ingest import COMPLETIONS, ingest
@@ -122,13 +122,14 @@ def test_a_worker_that_lost_its_lease_stops_writing(alice, monkeypatch):
     batch = ingest(alice, chat_requests(3))
     chunk = Chunk.objects.get(batch=batch)
     monkeypatch.setattr("batches.execution.FLUSH_MAX_RESULTS", 1)
-    original = Request.objects.bulk_update
+    original = ResultWriter._write
 
-    def steal_after_first_write(*args, **kwargs):
-        original(*args, **kwargs)
+    def steal_after_first_write(writer, results):
+        status = original(writer, results)
         Chunk.objects.filter(pk=chunk.pk).update(leased_by="another-worker")
+        return status
 
-    monkeypatch.setattr(Request.objects, "bulk_update", steal_after_first_write)
+    monkeypatch.setattr(ResultWriter, "_write", steal_after_first_write)
     with pytest.raises(LeaseLost):
         chunk_run(chunk_id=chunk.pk)
     batch.refresh_from_db()

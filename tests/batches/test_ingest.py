@@ -104,10 +104,9 @@ def test_mixed_models_fail_the_batch(alice, settings):
     assert codes(batch) == [("mixed_models", 2)]
 
 
-def test_too_many_requests_fail_the_batch(alice, settings):
-    settings.MAX_BATCH_REQUESTS = 3
-    batch = ingest(alice, chat_requests(4))
-    assert codes(batch) == [("too_many_requests", 4)]
+def test_more_than_50000_requests_fail_the_batch(alice):
+    batch = ingest(alice, chat_requests(50_001))
+    assert codes(batch) == [("too_many_requests", 50_001)]
     assert not Request.objects.exists()
 
 

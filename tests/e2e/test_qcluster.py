@@ -52,3 +52,5 @@ def test_a_batch_runs_on_vllm_from_upload_to_download(
         assert 0 < completion.usage.completion_tokens <= 16
         assert completion.choices[0].message.role == "assistant"
     assert batch.error_file_id is None
+    # Five chunks ran on one engine worker, which loaded the model once.
+    assert processes.logs().count("Loaded tiny-chat from") == 1

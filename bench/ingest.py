@@ -1,0 +1,69 @@
+"""Ingest: upload + validation + stored rows of a 50,000-request, ~200 MB input file.
+
+    .venv/bin/python bench/ingest.py                      # SQLite
+    .venv/bin/python bench/ingest.py --database postgres  # PostgreSQL at 127.0.0.1
+
+Target: <= 10 s end to end and <= 300 MB peak RSS in any server process.
+The clock runs from the start of the upload until the batch is `in_progress`
+(every line validated and stored as a row, chunks enqueued).
+"""
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+import psycopg
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432/batchserver_bench"
+
+
+def fresh_postgres() -> str:
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        db.execute("DROP DATABASE IF EXISTS batchserver_bench")
+        db.execute("CREATE DATABASE batchserver_bench")
+    return POSTGRES
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--line-bytes", type=int, default=4000)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+
+    path = Path(tempfile.mkdtemp()) / "input.jsonl"
+    harness.write_requests(path, args.requests, model="tiny-chat", line_bytes=args.line_bytes)
+    size = path.stat().st_size
+    database_url = fresh_postgres() if args.database == "postgres" else None
+
+    with harness.stack(database_url=database_url, only=["api", "control"]) as server:
+        client = server.client()
+        with harness.RssSampler(server.parts()) as rss:
+            started = time.perf_counter()
+            with open(path, "rb") as handle:
+                uploaded = client.files.create(file=("input.jsonl", handle), purpose="batch")
+            uploaded_at = time.perf_counter()
+            batch = client.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+            )
+            batch = harness.wait_for_status(client, batch.id, {"in_progress", "failed"})
+            finished = time.perf_counter()
+        assert batch.status == "in_progress", batch.errors
+        assert batch.request_counts.total == args.requests
+
+    print(f"machine: {harness.machine()}")
+    print(f"database: {args.database}")
+    print(f"input: {args.requests} requests, {size / 1e6:.1f} MB")
+    print(
+        f"upload: {uploaded_at - started:.2f} s ({size / 1e6 / (uploaded_at - started):.0f} MB/s)"
+    )
+    print(f"validate + store: {finished - uploaded_at:.2f} s")
+    print(f"total: {finished - started:.2f} s")
+    for name, peak in rss.peak.items():
+        print(f"peak RSS {name}: {peak / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
