@@ -256,6 +256,8 @@ class BatchCreateApi(APIView):
             if len(metadata) > 16:
                 raise serializers.ValidationError("at most 16 key-value pairs are allowed.")
             for key in metadata:
+                if "\x00" in key:
+                    raise serializers.ValidationError("keys may not contain NUL characters.")
                 if len(key) > 64:
                     raise serializers.ValidationError(
                         f"key {key[:20]!r}… is longer than 64 characters."

@@ -1,5 +1,7 @@
 """Reads behind the API: every one is scoped to the key's owner."""
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -7,9 +9,19 @@ from django.utils import timezone
 from batches.errors import ApiError, NotFound
 from batches.models import Batch, File
 
+# Public ids are generated (file-…, batch_…); anything else cannot exist, and is
+# answered without a query (PostgreSQL refuses some strings, NUL for one).
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _valid_id(object_id: str) -> bool:
+    return bool(_PUBLIC_ID.fullmatch(object_id))
+
 
 def file_get(*, owner: AbstractBaseUser, file_id: str) -> File:
     """A live file of the owner's; deleted, expired and foreign files are 404."""
+    if not _valid_id(file_id):
+        raise NotFound("File object", file_id)
     file = File.objects.filter(owner=owner, public_id=file_id, deleted_at__isnull=True).first()
     if file is None:
         raise NotFound("File object", file_id)
@@ -38,6 +50,8 @@ def files_list(
 
 
 def batch_get(*, owner: AbstractBaseUser, batch_id: str) -> Batch:
+    if not _valid_id(batch_id):
+        raise NotFound("Batch object", batch_id)
     batch = (
         Batch.objects.select_related("input_file", "output_file", "error_file")
         .filter(owner=owner, public_id=batch_id)
@@ -66,6 +80,8 @@ def _page(
     even when two objects share a created_at second.
     """
     if after:
+        if not _valid_id(after):
+            raise NotFound(name, after, param="after")
         cursor = cursors.filter(public_id=after).values_list("pk", flat=True).first()
         if cursor is None:
             raise NotFound(name, after, param="after")

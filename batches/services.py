@@ -18,6 +18,7 @@ from django.utils import timezone
 from batches import enqueue
 from batches.errors import ApiError, NotFound
 from batches.models import ApiKey, Batch, Chunk, File
+from batches.selectors import file_get
 
 logger = logging.getLogger(__name__)
 
@@ -130,11 +131,10 @@ def batch_create(
             param="completion_window",
             code="invalid_value",
         )
-    input_file = File.objects.filter(
-        owner=owner, public_id=input_file_id, deleted_at__isnull=True
-    ).first()
-    if input_file is None:
-        raise NotFound("File object", input_file_id, param="input_file_id")
+    try:
+        input_file = file_get(owner=owner, file_id=input_file_id)
+    except NotFound:
+        raise NotFound("File object", input_file_id, param="input_file_id") from None
     if input_file.purpose != File.Purpose.BATCH:
         raise ApiError(
             f"File {input_file_id} has purpose '{input_file.purpose}'; a batch needs 'batch'.",

@@ -5,6 +5,7 @@ run the embedded quickstart: SQLite under DATA_DIR, the django-q2 ORM broker and
 the tiny local model.
 """
 
+import json
 import secrets
 from pathlib import Path
 
@@ -90,8 +91,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "batchserver.wsgi.viewer"
 
 # --- Database ---------------------------------------------------------------
+# An empty value counts as unset, so deploy/.env.example can be copied as it is.
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'batchserver.sqlite3'}"),
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'batchserver.sqlite3'}"
+    ),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The API, the control workers and the engine worker write at the same time.
@@ -181,7 +185,7 @@ TINY_MODEL_DIR = DATA_DIR / "models" / TINY_MODEL_NAME
 SERVED_MODELS = env.dict("MODELS", default={}) or {TINY_MODEL_NAME: str(TINY_MODEL_DIR)}
 # Extra keyword arguments for vllm.LLM, as JSON (e.g. max_model_len,
 # gpu_memory_utilization, tensor_parallel_size).
-VLLM_ENGINE_ARGS = env.json("VLLM_ENGINE_ARGS", default={})
+VLLM_ENGINE_ARGS = json.loads(env.str("VLLM_ENGINE_ARGS", default="") or "{}")
 
 # --- Workers ----------------------------------------------------------------
 # Two django-q2 clusters share one broker: the default ("control") validates

@@ -38,6 +38,15 @@ def words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(n))
 
 
+def chat_line(custom_id: str, messages: list[dict], **body) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"messages": messages, **body},
+    }
+
+
 def write_requests(
     path: Path, count: int, *, model: str, line_bytes: int = 4000, seed: int = 0, **body
 ) -> Path:
@@ -46,21 +55,10 @@ def write_requests(
     system = "You evaluate candidates for a recruiting team. " + words(rng, 200)
     with open(path, "w") as out:
         for i in range(count):
-            line = {
-                "custom_id": f"candidate-{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": model,
-                    "messages": [
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": ""},
-                    ],
-                    **body,
-                },
-            }
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": ""}]
+            line = chat_line(f"candidate-{i}", messages, model=model, **body)
             room = line_bytes - len(json.dumps(line))
-            line["body"]["messages"][1]["content"] = words(rng, max(1, room // 8))[: max(1, room)]
+            messages[1]["content"] = words(rng, max(1, room // 8))[: max(1, room)]
             out.write(json.dumps(line) + "\n")
     return path
 
@@ -197,6 +195,22 @@ def stack(**kwargs):
         yield running
     finally:
         running.stop()
+
+
+def submit(client, path: Path, until: set[str]) -> tuple[object, float, float]:
+    """Upload `path`, create a batch, wait for a status in `until`.
+
+    Returns (batch, seconds uploading, seconds from create to that status).
+    """
+    started = time.perf_counter()
+    with open(path, "rb") as handle:
+        uploaded = client.files.create(file=(path.name, handle), purpose="batch")
+    created = time.perf_counter()
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    batch = wait_for_status(client, batch.id, until)
+    return batch, created - started, time.perf_counter() - created
 
 
 def wait_for_status(client, batch_id: str, statuses: set[str], interval: float = 0.05):

@@ -10,7 +10,6 @@ The clock runs from the start of the upload until the batch is `in_progress`
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import harness
@@ -41,26 +40,16 @@ def main() -> None:
     with harness.stack(database_url=database_url, only=["api", "control"]) as server:
         client = server.client()
         with harness.RssSampler(server.parts()) as rss:
-            started = time.perf_counter()
-            with open(path, "rb") as handle:
-                uploaded = client.files.create(file=("input.jsonl", handle), purpose="batch")
-            uploaded_at = time.perf_counter()
-            batch = client.batches.create(
-                input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-            )
-            batch = harness.wait_for_status(client, batch.id, {"in_progress", "failed"})
-            finished = time.perf_counter()
+            batch, upload, store = harness.submit(client, path, {"in_progress", "failed"})
         assert batch.status == "in_progress", batch.errors
         assert batch.request_counts.total == args.requests
 
     print(f"machine: {harness.machine()}")
     print(f"database: {args.database}")
     print(f"input: {args.requests} requests, {size / 1e6:.1f} MB")
-    print(
-        f"upload: {uploaded_at - started:.2f} s ({size / 1e6 / (uploaded_at - started):.0f} MB/s)"
-    )
-    print(f"validate + store: {finished - uploaded_at:.2f} s")
-    print(f"total: {finished - started:.2f} s")
+    print(f"upload: {upload:.2f} s ({size / 1e6 / upload:.0f} MB/s)")
+    print(f"validate + store: {store:.2f} s")
+    print(f"total: {upload + store:.2f} s")
     for name, peak in rss.peak.items():
         print(f"peak RSS {name}: {peak / 2**20:.0f} MiB")
 

@@ -32,23 +32,14 @@ RUN_BATCH_FLAGS = [
 def write_input(path: Path, count: int, tokens: int) -> None:
     with open(path, "w") as out:
         for i in range(count):
-            line = {
-                "custom_id": f"candidate-{i}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {
-                    "model": "tiny-chat",
-                    "messages": [
-                        {"role": "user", "content": f"Evaluate candidate {i} for a senior role."}
-                    ],
-                    "max_tokens": tokens,
-                    "ignore_eos": True,
-                },
-            }
+            messages = [{"role": "user", "content": f"Evaluate candidate {i} for a senior role."}]
+            line = harness.chat_line(
+                f"candidate-{i}", messages, model="tiny-chat", max_tokens=tokens, ignore_eos=True
+            )
             out.write(json.dumps(line) + "\n")
 
 
-def ours(path: Path, warmup: Path, database_url: str | None) -> tuple[float, str]:
+def ours(path: Path, warmup: Path, database_url: str | None):
     with harness.stack(
         database_url=database_url,
         only=["api", "control", "engine"],
@@ -57,19 +48,9 @@ def ours(path: Path, warmup: Path, database_url: str | None) -> tuple[float, str
         server.manage("make_tiny_model", "--if-missing")
         client = server.client()
 
-        def run(input_path: Path):
-            with open(input_path, "rb") as handle:
-                file = client.files.create(file=("in.jsonl", handle), purpose="batch")
-            started = time.perf_counter()
-            batch = client.batches.create(
-                input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
-            )
-            batch = harness.wait_for_status(client, batch.id, {"completed", "failed"})
+        for input_path in (warmup, path):  # the warm-up batch loads the model
+            batch, _, elapsed = harness.submit(client, input_path, {"completed", "failed"})
             assert batch.status == "completed" and batch.request_counts.failed == 0, batch
-            return time.perf_counter() - started, batch
-
-        run(warmup)  # loads the model in the engine worker
-        elapsed, batch = run(path)
         return elapsed, str(server.data_dir / "models" / "tiny-chat"), batch
 
 

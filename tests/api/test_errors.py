@@ -43,6 +43,49 @@ CASES = [
     ),
     ("POST", "/files", {"content": b"x", "headers": {"Content-Type": "multipart/form-data"}}),
     ("POST", "/batches/batch_missing/cancel", None),
+    # PostgreSQL refuses NUL in text: every place a client can put one.
+    ("GET", "/files/file-%00", None),
+    ("DELETE", "/files/%00", None),
+    ("GET", "/files?after=%00", None),
+    ("GET", "/files?purpose=%00", None),
+    ("GET", "/batches?after=batch_%00", None),
+    ("POST", "/batches/%00/cancel", None),
+    (
+        "POST",
+        "/batches",
+        {
+            "json": {
+                "input_file_id": "file-\x00",
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+            }
+        },
+    ),
+    (
+        "POST",
+        "/batches",
+        {
+            "json": {
+                "input_file_id": "f",
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+                "metadata": {"\x00": "v"},
+            }
+        },
+    ),
+    (
+        "POST",
+        "/batches",
+        {
+            "json": {
+                "input_file_id": "f",
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+                "metadata": {"k": "\x00"},
+            }
+        },
+    ),
+    ("POST", "/files", {"data": {"purpose": "batch\x00"}, "files": {"file": ("a.jsonl", b"x")}}),
 ]
 
 
@@ -55,6 +98,24 @@ def test_malformed_requests_get_a_clear_4xx(api_url, alice_key, method, path, kw
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"] and "Traceback" not in response.text
+
+
+def test_control_characters_in_the_filename_are_dropped(api_url, alice_key):
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a\x00b\x07.jsonl"\r\n'
+        b"Content-Type: application/jsonl\r\n\r\n" + chat_requests(1) + b"\r\n--x--\r\n"
+    )
+    response = httpx.post(
+        api_url + "/files",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {alice_key}",
+            "Content-Type": "multipart/form-data; boundary=x",
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["filename"] == "ab.jsonl"
 
 
 def test_a_bad_request_changes_nothing_stored(openai_client, api_url, alice_key):
