@@ -1,6 +1,5 @@
 """Writes behind the Files and Batches API."""
 
-import logging
 import os
 import secrets
 from datetime import timedelta
@@ -19,8 +18,6 @@ from batches import enqueue
 from batches.errors import ApiError, NotFound
 from batches.models import ApiKey, Batch, Chunk, File
 from batches.selectors import file_get
-
-logger = logging.getLogger(__name__)
 
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 MIN_EXPIRES_AFTER = 3600
