@@ -4,7 +4,7 @@ from django.utils.html import format_html
 
 from batches import services
 from batches.errors import ApiError
-from batches.models import ApiKey, Batch, Chunk, File, Request
+from batches.models import ApiKey, Batch, Chunk, File
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -53,6 +53,14 @@ class FileAdmin(ReadOnlyAdmin):
     list_select_related = ["owner"]
 
 
+@admin.register(Chunk)
+class ChunkAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "status", "size", "attempts", "leased_by", "finished_at"]
+    list_filter = ["status"]
+    search_fields = ["batch__public_id", "leased_by"]
+    list_select_related = ["batch"]
+
+
 class ChunkInline(admin.TabularInline):
     model = Chunk
     fields = ["index", "first_line", "last_line", "status", "attempts", "leased_by", "finished_at"]
@@ -92,18 +100,3 @@ class BatchAdmin(ReadOnlyAdmin):
             except ApiError:
                 refused += 1
         self.message_user(request, f"Cancelling {cancelled} batch(es); {refused} already finished.")
-
-
-@admin.register(Request)
-class RequestAdmin(ReadOnlyAdmin):
-    list_display = ["custom_id", "batch", "line", "status", "status_code", "completion_tokens"]
-    list_filter = ["status", "batch__model"]
-    search_fields = ["custom_id", "batch__public_id"]
-    list_select_related = ["batch"]
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        # Bodies and responses are large; the change list never loads them.
-        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
-            queryset = queryset.defer("body", "response")
-        return queryset

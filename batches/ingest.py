@@ -211,8 +211,8 @@ def batch_ingest(*, batch_id: int) -> None:
         )
         if started:
             chunks = Chunk.objects.bulk_create(
-                Chunk(batch=batch, index=i, first_line=first, last_line=last)
-                for i, (first, last) in enumerate(_chunk_ranges(batch, chunk_size))
+                Chunk(batch=batch, index=i, first_line=first, last_line=last, size=size)
+                for i, (first, last, size) in enumerate(_chunk_ranges(batch, chunk_size))
             )
             enqueue.chunks([chunk.pk for chunk in chunks])
     if not started:
@@ -320,8 +320,8 @@ def iter_lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, by
             yield number, line
 
 
-def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int]]:
-    """(first_line, last_line) of consecutive chunks of `size` requests.
+def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int, int]]:
+    """(first_line, last_line, requests) of consecutive chunks of `size` requests.
 
     Blank lines are not requests, so chunk bounds come from the stored line
     numbers rather than arithmetic on the file.
@@ -335,10 +335,10 @@ def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int]]:
         previous = line
         in_chunk += 1
         if in_chunk == size:
-            yield first, previous
+            yield first, previous, in_chunk
             first, in_chunk = None, 0
     if first is not None:
-        yield first, previous
+        yield first, previous, in_chunk
 
 
 def _finish_failed(batch: Batch, errors: list[LineError]) -> None:

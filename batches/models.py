@@ -200,6 +200,7 @@ class Chunk(models.Model):
     index = models.PositiveIntegerField()
     first_line = models.PositiveIntegerField()
     last_line = models.PositiveIntegerField()
+    size = models.PositiveIntegerField(default=0, help_text="Requests in the chunk.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     leased_by = models.CharField(max_length=200, blank=True)
@@ -222,6 +223,8 @@ class Chunk(models.Model):
                 condition=Q(status__in=[ChunkStatus.PENDING, ChunkStatus.RUNNING]),
                 name="batches_chunk_open",
             ),
+            # The dashboard's throughput chart: chunks finished lately.
+            models.Index(fields=["finished_at"], name="batches_chunk_finished"),
         ]
 
     def __str__(self) -> str:
@@ -278,8 +281,50 @@ class Request(models.Model):
     def __str__(self) -> str:
         return f"{self.batch_id}:{self.custom_id}"
 
+    @property
+    def messages(self) -> list[dict]:
+        """The conversation sent, as chat messages (a completions prompt is one user turn)."""
+        if isinstance(self.body.get("messages"), list):
+            return [m for m in self.body["messages"] if isinstance(m, dict)]
+        prompt = self.body.get("prompt")
+        return [{"role": "user", "content": prompt if isinstance(prompt, str) else str(prompt)}]
+
+    @property
+    def prompt_text(self) -> str:
+        """The last user turn: what tells one request of a batch from another."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return _text(message.get("content"))
+        return ""
+
+    @property
+    def response_text(self) -> str:
+        """The first choice's text, or the error message when the request failed."""
+        response = self.response or {}
+        if "error" in response:
+            return str(response["error"].get("message", ""))
+        choices = response.get("choices") or [{}]
+        choice = choices[0]
+        if "message" in choice:
+            return _text(choice["message"].get("content"))
+        return _text(choice.get("text"))
+
+    @property
+    def generation_parameters(self) -> dict:
+        """The body without the prompt: sampling parameters and the like."""
+        return {k: v for k, v in self.body.items() if k not in ("messages", "prompt", "model")}
+
     @staticmethod
     def line_ids(batch_public_id: str, line: int) -> tuple[str, str]:
         """The output line's `id` and `request_id`, derived so they never change."""
         digest = hashlib.sha256(f"{batch_public_id}:{line}".encode()).hexdigest()
         return f"batch_req_{digest[:24]}", f"req_{digest[24:48]}"
+
+
+def _text(content) -> str:
+    """Message content as plain text (a string, or a list of text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)

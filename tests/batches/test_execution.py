@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
@@ -144,7 +145,14 @@ def test_cancel_stops_the_running_chunk_and_accounts_for_every_line(alice, setti
         chat_requests(300, model="tiny-chat").replace(b"evaluate", b"[[sleep:0.03]] evaluate"),
     )
     first, *others = Chunk.objects.filter(batch=batch).order_by("index")
-    runner = threading.Thread(target=chunk_run, kwargs={"chunk_id": first.pk})
+
+    def run_in_a_worker_thread():
+        try:
+            chunk_run(chunk_id=first.pk)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    runner = threading.Thread(target=run_in_a_worker_thread)
     runner.start()
     while not Request.objects.filter(batch=batch, status="completed").exists():
         time.sleep(0.05)

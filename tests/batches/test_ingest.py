@@ -40,10 +40,10 @@ def test_valid_input_becomes_rows_and_chunks(alice, settings):
         (i + 1, f"req-{i}", Request.Status.PENDING) for i in range(5)
     ]
     assert rows[0].body["messages"] == [{"role": "user", "content": "evaluate candidate 0"}]
-    assert list(Chunk.objects.order_by("index").values_list("first_line", "last_line")) == [
-        (1, 2),
-        (3, 4),
-        (5, 5),
+    assert list(Chunk.objects.order_by("index").values_list("first_line", "last_line", "size")) == [
+        (1, 2, 2),
+        (3, 4, 2),
+        (5, 5, 1),
     ]
 
 
