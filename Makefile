@@ -10,8 +10,9 @@ PY := $(VENV)/bin/python
 ENGINE_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/batchserver
 PYTEST_ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test lint
+.PHONY: run test install install-test chromium lint
 
 run: install
 	$(PY) manage.py migrate --noinput
@@ -34,7 +35,14 @@ test: install-test
 
 install: $(VENV)/.installed-$(ENGINE_EXTRA)
 
-install-test: $(VENV)/.installed-$(ENGINE_EXTRA),test
+install-test: $(VENV)/.installed-$(ENGINE_EXTRA),test chromium
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 lint: install-test
 	$(PY) -m ruff check .

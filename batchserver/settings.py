@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "rest_framework",
     "django_filters",
     "import_export",
@@ -72,6 +73,9 @@ MIDDLEWARE = [
 # (batchserver.wsgi.api), so neither surface can reach the other's URLs.
 ROOT_URLCONF = "batchserver.urls.viewer"
 API_URLCONF = "batchserver.urls.api"
+
+# Viewer pages send anonymous and non-staff users to the admin's login page.
+LOGIN_URL = "admin:login"
 
 TEMPLATES = [
     {

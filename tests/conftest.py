@@ -102,3 +102,24 @@ def subprocess_env(transactional_db) -> dict:
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "batchserver.settings_test",
     }
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("aris")
+
+
+@pytest.fixture
+def carol(django_user_model):
+    return django_user_model.objects.create_user("carol", password="carol-pw", is_staff=True)
+
+
+@pytest.fixture
+def dave(django_user_model):
+    return django_user_model.objects.create_user("dave", password="dave-pw", is_staff=True)
+
+
+@pytest.fixture
+def carol_client(client, carol):
+    client.force_login(carol)
+    return client

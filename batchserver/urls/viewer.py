@@ -2,13 +2,26 @@
 
 from django.contrib import admin
 from django.urls import path
-from django.views.generic import RedirectView
+
+from curation import apis, views
 
 admin.site.site_header = "Batch Server"
 admin.site.site_title = "Batch Server"
 admin.site.index_title = "Batches and curation"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", views.dashboard, name="dashboard"),
+    path("results/", views.results, name="results"),
+    path("results/<int:pk>/", views.review, name="review"),
+    path("compare/", views.compare, name="compare"),
+    path("api/gold-star", apis.GoldStarApi.as_view(), name="api-gold-star"),
+    path(
+        "api/results/<int:pk>/annotation",
+        apis.AnnotationUpdateApi.as_view(),
+        name="api-annotation",
+    ),
+    path("api/compare/winner", apis.WinnerPickApi.as_view(), name="api-winner"),
+    path("api/tags", apis.TagSuggestionsApi.as_view(), name="api-tags"),
+    path("api/batches/progress", apis.BatchProgressApi.as_view(), name="api-batch-progress"),
     path("admin/", admin.site.urls),
 ]

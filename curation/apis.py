@@ -1,0 +1,135 @@
+"""JSON endpoints behind the viewer's buttons: session login, staff only, CSRF checked.
+
+API keys do not work here (and sessions do not work on /v1).
+"""
+
+from django.shortcuts import get_object_or_404
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import IsAdminUser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from batches.apis import StrictCharField
+from batches.errors import ApiError
+from batches.models import Request
+from curation import selectors, services
+from curation.models import Annotation, CategoryChoices
+
+
+class ViewerApi(APIView):
+    # SessionAuthentication enforces CSRF for logged-in users.
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsAdminUser]
+
+
+def _stars(result: Request) -> list[dict]:
+    return [
+        {"user": star.user.get_username(), "at": star.created_at.isoformat()}
+        for star in result.stars.select_related("user").order_by("created_at")
+    ]
+
+
+class GoldStarApi(ViewerApi):
+    """POST /api/gold-star: star (or unstar) a result as the logged-in reviewer.
+
+    Any `starred_by` in the body is ignored: the star is always the session's user's.
+    """
+
+    class InputSerializer(serializers.Serializer):
+        result_id = serializers.IntegerField()
+        starred = serializers.BooleanField(default=True)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = get_object_or_404(Request, pk=serializer.validated_data["result_id"])
+        starred = services.star_set(
+            request=result, user=request.user, starred=serializer.validated_data["starred"]
+        )
+        return Response({"result_id": result.pk, "starred": starred, "stars": _stars(result)})
+
+
+class AnnotationOutputSerializer(serializers.ModelSerializer):
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    edited_by = serializers.CharField(source="edited_by.get_username", default=None)
+
+    class Meta:
+        model = Annotation
+        fields = ["quality", "category", "tags", "notes", "edited_by", "edited_at"]
+
+
+class AnnotationUpdateApi(ViewerApi):
+    class InputSerializer(serializers.Serializer):
+        quality = serializers.IntegerField(
+            min_value=0,
+            max_value=100,
+            allow_null=True,
+            required=False,
+            error_messages={
+                "min_value": "Quality is a score from 0 to 100.",
+                "max_value": "Quality is a score from 0 to 100.",
+                "invalid": "Quality is a whole number from 0 to 100.",
+            },
+        )
+        category = serializers.ChoiceField(
+            choices=[("", "None"), *CategoryChoices.choices], required=False
+        )
+        tags = serializers.ListField(
+            child=StrictCharField(max_length=50, allow_blank=True), required=False
+        )
+        notes = StrictCharField(max_length=10_000, allow_blank=True, required=False)
+
+        def validate_tags(self, tags):
+            if len(tags) > 20:
+                raise serializers.ValidationError("At most 20 tags per result.")
+            return tags
+
+    def post(self, request, pk: int):
+        """Change the fields sent; the others stay as they are."""
+        result = get_object_or_404(Request, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        annotation = services.annotation_update(
+            request=result, user=request.user, changes=serializer.validated_data
+        )
+        return Response(AnnotationOutputSerializer(annotation).data)
+
+
+class WinnerPickApi(ViewerApi):
+    """POST /api/compare/winner: the reviewer's best response to one input."""
+
+    class InputSerializer(serializers.Serializer):
+        winner = serializers.IntegerField()
+        candidates = serializers.ListField(
+            child=serializers.IntegerField(), min_length=2, max_length=20
+        )
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        winner_id = serializer.validated_data["winner"]
+        ids = set(serializer.validated_data["candidates"]) | {winner_id}
+        candidates = list(Request.objects.filter(pk__in=ids))
+        if len(candidates) != len(ids):
+            raise ApiError("Unknown result id among the candidates.", param="candidates")
+        if len({c.custom_id for c in candidates}) != 1:
+            raise ApiError(
+                "Candidates must be responses to the same input (one custom_id).",
+                param="candidates",
+            )
+        winner = next(c for c in candidates if c.pk == winner_id)
+        services.winner_pick(winner=winner, candidates=candidates, user=request.user)
+        return Response({"winner": winner.pk, "stars": _stars(winner)})
+
+
+class TagSuggestionsApi(ViewerApi):
+    def get(self, request):
+        prefix = request.query_params.get("q", "")[:50]
+        return Response({"tags": selectors.tag_suggestions(prefix=prefix)})
+
+
+class BatchProgressApi(ViewerApi):
+    def get(self, request):
+        public_ids = request.query_params.getlist("id")[:50]
+        return Response({"batches": selectors.batch_progress(public_ids=public_ids)})

@@ -1,0 +1,212 @@
+// Batch Server viewer: stars, metadata, winners and shortcuts without page reloads.
+// Plain JavaScript, served locally; the server decides who did what (the session).
+"use strict";
+
+const csrfToken = () => document.querySelector('meta[name="csrf-token"]').content;
+
+function toast(message, isError = false) {
+  const box = document.getElementById("toast");
+  box.textContent = message;
+  box.className = isError ? "show error" : "show";
+  clearTimeout(box.hideTimer);
+  box.hideTimer = setTimeout(() => { box.className = ""; }, 2500);
+}
+
+async function api(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    const failure = new Error(error.message || `Request failed (${response.status})`);
+    failure.param = error.param;
+    throw failure;
+  }
+  return data;
+}
+
+// --- Stars ----------------------------------------------------------------------
+
+function renderStars(container, starred, stars) {
+  const button = container.querySelector(".star");
+  button.classList.toggle("on", starred);
+  button.setAttribute("aria-pressed", String(starred));
+  const names = container.querySelector(".starred-by");
+  names.replaceChildren(...stars.map((star) => {
+    const span = document.createElement("span");
+    span.className = "reviewer";
+    span.title = `starred ${star.at.slice(0, 16).replace("T", " ")}`;
+    span.textContent = star.user;
+    return span;
+  }));
+}
+
+async function toggleStar(container) {
+  const button = container.querySelector(".star");
+  const starred = button.getAttribute("aria-pressed") !== "true";
+  button.disabled = true;
+  try {
+    const data = await api("POST", "/api/gold-star", {
+      result_id: Number(container.dataset.resultId),
+      starred,
+    });
+    document.querySelectorAll(`.stars[data-result-id="${container.dataset.resultId}"]`)
+      .forEach((each) => renderStars(each, data.starred, data.stars));
+    toast(data.starred ? "Starred" : "Star removed");
+  } catch (error) {
+    toast(error.message, true);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest(".stars .star");
+  if (button) toggleStar(button.closest(".stars"));
+});
+
+// --- Metadata editor --------------------------------------------------------------
+
+function annotationPayload(form) {
+  const slider = form.elements.quality;
+  return {
+    quality: slider.dataset.unset === "true" ? null : Number(slider.value),
+    category: form.elements.category.value,
+    tags: form.elements.tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+    notes: form.elements.notes.value,
+  };
+}
+
+async function saveAnnotation(form) {
+  const errors = form.querySelector(".errors");
+  errors.textContent = "";
+  try {
+    const data = await api("POST", form.dataset.url, annotationPayload(form));
+    const when = data.edited_at.slice(0, 16).replace("T", " ");
+    form.querySelector(".edited").textContent = `Last edited by ${data.edited_by} at ${when}`;
+    form.elements.tags.value = data.tags.join(", ");
+    toast("Saved");
+  } catch (error) {
+    errors.textContent = error.message;
+    toast(error.message, true);
+  }
+}
+
+function setQuality(form, value) {
+  const slider = form.elements.quality;
+  slider.value = value;
+  slider.dataset.unset = "false";
+  form.querySelector(".quality-value").textContent = value;
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form.annotation");
+  if (!form) return;
+  event.preventDefault();
+  saveAnnotation(form);
+});
+
+document.addEventListener("input", async (event) => {
+  const form = event.target.closest("form.annotation");
+  if (!form) return;
+  if (event.target.name === "quality") setQuality(form, event.target.value);
+  if (event.target.name === "tags") {
+    const last = event.target.value.split(",").pop().trim();
+    const list = form.querySelector("datalist");
+    try {
+      const data = await api("GET", `/api/tags?q=${encodeURIComponent(last)}`);
+      const done = event.target.value.split(",").slice(0, -1).map((t) => t.trim()).filter(Boolean);
+      const prefix = done.length ? `${done.join(", ")}, ` : "";
+      list.replaceChildren(...data.tags.map((tag) => {
+        const option = document.createElement("option");
+        option.value = prefix + tag;
+        return option;
+      }));
+    } catch (error) {
+      // Suggestions are a convenience; typing goes on without them.
+    }
+  }
+});
+
+// --- Compare: pick a winner ---------------------------------------------------------
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest(".pick-winner");
+  if (!button) return;
+  const card = button.closest(".candidate");
+  const group = card.closest(".side-by-side");
+  try {
+    const data = await api("POST", "/api/compare/winner", {
+      winner: Number(card.dataset.resultId),
+      candidates: group.dataset.candidates.split(",").map(Number),
+    });
+    group.querySelectorAll(".candidate").forEach((each) => {
+      const won = Number(each.dataset.resultId) === data.winner;
+      each.classList.toggle("winner", won);
+      each.querySelector(".pick-winner").textContent = won ? "Winner ✓" : "Pick as winner";
+    });
+    renderStars(card.querySelector(".stars"), true, data.stars);
+    toast("Winner recorded");
+  } catch (error) {
+    toast(error.message, true);
+  }
+});
+
+// --- Review page shortcuts -----------------------------------------------------------
+
+const QUALITY_BANDS = { 1: 20, 2: 40, 3: 60, 4: 80, 5: 100 };
+
+document.addEventListener("keydown", (event) => {
+  if (!document.body.classList.contains("review")) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = event.target.closest("input, textarea, select");
+  if (typing) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  const form = document.querySelector("form.annotation");
+  const follow = (id) => { const link = document.getElementById(id); if (link) link.click(); };
+  if (event.key === "j") follow("next-link");
+  else if (event.key === "k") follow("prev-link");
+  else if (event.key === "s") toggleStar(document.querySelector("h1 .stars"));
+  else if (event.key in QUALITY_BANDS) {
+    setQuality(form, QUALITY_BANDS[event.key]);
+    saveAnnotation(form);
+  } else if (event.key === "e") {
+    event.preventDefault();
+    form.elements.notes.focus();
+  } else if (event.key === "?") {
+    document.getElementById("shortcuts").classList.toggle("open");
+  } else return;
+  event.preventDefault();
+});
+
+// --- Dashboard: live batch progress ----------------------------------------------------
+
+async function refreshBatches() {
+  const rows = [...document.querySelectorAll('#batches tr[data-active="true"]')];
+  if (!rows.length) return;
+  const query = rows.map((row) => `id=${encodeURIComponent(row.dataset.batch)}`).join("&");
+  try {
+    const data = await api("GET", `/api/batches/progress?${query}`);
+    for (const batch of data.batches) {
+      const row = document.querySelector(`#batches tr[data-batch="${batch.public_id}"]`);
+      const done = batch.completed_requests + batch.failed_requests;
+      const percent = batch.total_requests ? Math.floor((100 * done) / batch.total_requests) : 0;
+      row.querySelector(".status").textContent = batch.status;
+      row.querySelector("progress").value = percent;
+      const failed = batch.failed_requests ? ` (${batch.failed_requests} failed)` : "";
+      row.querySelector(".counts").textContent = `${done} / ${batch.total_requests}${failed}`;
+      const terminal = ["completed", "failed", "expired", "cancelled"].includes(batch.status);
+      row.dataset.active = String(!terminal);
+    }
+  } catch (error) {
+    // The next refresh tries again.
+  }
+}
+
+if (document.getElementById("batches")) setInterval(refreshBatches, 5000);

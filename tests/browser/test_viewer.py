@@ -1,0 +1,144 @@
+"""The reviewer's main flows in real Chromium: log in, star, annotate, compare, shortcuts."""
+
+import re
+
+from playwright.sync_api import expect
+
+from batches.models import Batch
+from curation.models import Annotation, Preference, Star, Tag
+from tests.browser.conftest import log_in
+from tests.factories import make_batch
+
+
+def test_log_in_and_star_from_the_table(page, owner, carol):
+    batch = make_batch(owner, count=3)
+    log_in(page, "carol", "carol-pw")
+    expect(page.locator("#batches")).to_contain_text(batch.public_id)
+
+    page.click("text=All results")
+    row = page.locator("tr", has_text="cand-1")
+    row.locator("button.star").click()
+    expect(row.locator("button.star")).to_have_attribute("aria-pressed", "true")
+    expect(row.locator(".starred-by")).to_have_text("carol")
+    assert list(Star.objects.values_list("request__custom_id", "user__username")) == [
+        ("cand-1", "carol")
+    ]
+
+    page.reload()  # no reload was needed to star; the star survives one
+    row = page.locator("tr", has_text="cand-1")
+    expect(row.locator("button.star")).to_have_class(re.compile(r"\bon\b"))
+    row.locator("button.star").click()
+    expect(row.locator("button.star")).to_have_attribute("aria-pressed", "false")
+    expect(row.locator(".starred-by")).to_have_text("")
+    assert not Star.objects.exists()
+
+
+def test_edit_metadata_without_leaving_the_page(page, owner, carol):
+    result = make_batch(owner, count=1).requests.get()
+    Tag.objects.create(name="strong-communication")
+    log_in(page, "carol", "carol-pw")
+    page.goto(f"/results/{result.pk}/")
+    url = page.url
+
+    form = page.locator("form.annotation")
+    form.locator("input[name=quality]").fill("85")
+    expect(form.locator(".quality-value")).to_have_text("85")
+    form.locator("select[name=category]").select_option("excellent")
+    form.locator("input[name=tags]").fill("senior, str")
+    expect(form.locator("datalist option")).to_have_attribute(
+        "value", "senior, strong-communication"
+    )
+    form.locator("input[name=tags]").fill("senior, strong-communication")
+    form.locator("textarea[name=notes]").fill("Concise and specific.")
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".edited")).to_contain_text("Last edited by carol")
+    assert page.url == url
+
+    annotation = Annotation.objects.get()
+    assert (annotation.quality, annotation.category, annotation.notes) == (
+        85,
+        "excellent",
+        "Concise and specific.",
+    )
+    assert sorted(annotation.tags.values_list("name", flat=True)) == [
+        "senior",
+        "strong-communication",
+    ]
+
+    form.locator("input[name=tags]").fill("x" * 60)
+    form.locator("button[type=submit]").click()
+    expect(form.locator(".errors")).to_contain_text("Invalid 'tags")
+    assert Annotation.objects.get().tags.count() == 2  # the refused save changed nothing
+
+
+def test_compare_two_batches_and_pick_a_winner(page, owner, carol):
+    first = make_batch(owner, model="tiny-chat", count=3, prefix="c")
+    second = make_batch(owner, model="other-model", count=3, prefix="c")
+    log_in(page, "carol", "carol-pw")
+    page.click("text=Compare models")
+    page.check(f"input[value={first.public_id}]")
+    page.check(f"input[value={second.public_id}]")
+    page.click("form.compare-pick button[type=submit]")
+
+    cards = page.locator(".candidate")
+    expect(cards).to_have_count(2)
+    expect(page.locator(".prompt-once")).to_contain_text("Candidate 0 writes Rust")
+    chosen = cards.filter(has_text="other-model says hire 0")
+    expect(cards.filter(has_text="tiny-chat says hire 0")).to_have_count(1)
+    chosen.locator(".pick-winner").click()
+    expect(chosen).to_have_class(re.compile(r"\bwinner\b"))
+    expect(chosen.locator(".pick-winner")).to_have_text("Winner ✓")
+    expect(chosen.locator(".starred-by")).to_have_text("carol")
+    winner = second.requests.get(custom_id="c-0")
+    loser = first.requests.get(custom_id="c-0")
+    assert list(Preference.objects.values_list("chosen", "rejected")) == [(winner.pk, loser.pk)]
+
+    page.click("#next-link")
+    expect(page.locator("h1")).to_contain_text("c-1")
+    page.click("#prev-link")
+    expect(page.locator(".candidate.winner")).to_contain_text("other-model")
+
+
+def test_keyboard_shortcuts_on_the_review_page(page, owner, carol):
+    rows = list(make_batch(owner, count=3).requests.order_by("pk"))
+    log_in(page, "carol", "carol-pw")
+    page.goto(f"/results/{rows[1].pk}/")
+    expect(page.locator("#shortcuts")).to_contain_text("star or unstar")
+
+    page.keyboard.press("s")
+    expect(page.locator("h1 button.star")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("4")
+    expect(page.locator(".quality-value")).to_have_text("80")
+    expect(page.locator("form.annotation .edited")).to_contain_text("carol")
+    page.keyboard.press("e")
+    expect(page.locator("textarea[name=notes]")).to_be_focused()
+    page.keyboard.type("js and ks")  # typing in the notes is not a shortcut
+    page.keyboard.press("Escape")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_have_class(re.compile(r"\bopen\b"))
+
+    assert Star.objects.filter(request=rows[1], user=carol).exists()
+    assert Annotation.objects.get(request=rows[1]).quality == 80
+
+    page.keyboard.press("j")
+    page.wait_for_url(re.compile(rf"/results/{rows[0].pk}/"))
+    page.keyboard.press("k")
+    page.wait_for_url(re.compile(rf"/results/{rows[1].pk}/"))
+    expect(page.locator("textarea[name=notes]")).to_have_value("")  # notes were never saved
+
+
+def test_the_dashboard_follows_running_batches(page, owner, carol):
+    batch = make_batch(owner, count=4)
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.IN_PROGRESS, completed_requests=1)
+    log_in(page, "carol", "carol-pw")
+    row = page.locator(f"tr[data-batch={batch.public_id}]")
+    expect(row.locator(".counts")).to_have_text("1 / 4")
+
+    Batch.objects.filter(pk=batch.pk).update(
+        status=Batch.Status.COMPLETED, completed_requests=3, failed_requests=1
+    )
+    page.evaluate("refreshBatches()")  # what the page does every 5 s
+    expect(row.locator(".counts")).to_have_text("4 / 4 (1 failed)")
+    expect(row.locator(".status")).to_have_text("completed")
+    expect(row.locator("progress")).to_have_js_property("value", 100)
+    assert row.get_attribute("data-active") == "false"
