@@ -294,7 +294,7 @@ class Request(models.Model):
         """The last user turn: what tells one request of a batch from another."""
         for message in reversed(self.messages):
             if message.get("role") == "user":
-                return _text(message.get("content"))
+                return message_text(message.get("content"))
         return ""
 
     @property
@@ -306,8 +306,8 @@ class Request(models.Model):
         choices = response.get("choices") or [{}]
         choice = choices[0]
         if "message" in choice:
-            return _text(choice["message"].get("content"))
-        return _text(choice.get("text"))
+            return message_text(choice["message"].get("content"))
+        return message_text(choice.get("text"))
 
     @property
     def generation_parameters(self) -> dict:
@@ -321,7 +321,7 @@ class Request(models.Model):
         return f"batch_req_{digest[:24]}", f"req_{digest[24:48]}"
 
 
-def _text(content) -> str:
+def message_text(content) -> str:
     """Message content as plain text (a string, or a list of text parts)."""
     if isinstance(content, str):
         return content

@@ -4,6 +4,7 @@ Every row names the staff user who made it; the browser never says who that is.
 """
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
@@ -116,3 +117,11 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.chosen} over {self.rejected}"
+
+
+def annotation_of(result: Request) -> Annotation | None:
+    """The result's annotation, or None when it has none yet."""
+    try:
+        return result.annotation
+    except ObjectDoesNotExist:
+        return None

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import path
 
 from curation import apis, views
+from exports import views as exports
 
 admin.site.site_header = "Batch Server"
 admin.site.site_title = "Batch Server"
@@ -23,5 +24,9 @@ urlpatterns = [
     path("api/compare/winner", apis.WinnerPickApi.as_view(), name="api-winner"),
     path("api/tags", apis.TagSuggestionsApi.as_view(), name="api-tags"),
     path("api/batches/progress", apis.BatchProgressApi.as_view(), name="api-batch-progress"),
+    path("exports/", exports.panel, name="exports"),
+    path("exports/<int:pk>/files/<str:name>", exports.export_file, name="export-file"),
+    path("api/exports/count", exports.count, name="api-export-count"),
+    path("api/export-gold-star", exports.export_gold_star, name="api-export-gold-star"),
     path("admin/", admin.site.urls),
 ]

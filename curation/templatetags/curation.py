@@ -1,18 +1,12 @@
 from django import template
-from django.core.exceptions import ObjectDoesNotExist
 
-from curation.models import CategoryChoices
+from curation.models import CategoryChoices, annotation_of
 
 register = template.Library()
 
 
-@register.filter
-def annotation_of(result):
-    """The result's annotation, or None (templates cannot catch DoesNotExist cleanly)."""
-    try:
-        return result.annotation
-    except ObjectDoesNotExist:
-        return None
+# Templates cannot catch DoesNotExist cleanly.
+register.filter("annotation_of", annotation_of)
 
 
 @register.filter

@@ -210,3 +210,47 @@ async function refreshBatches() {
 }
 
 if (document.getElementById("batches")) setInterval(refreshBatches, 5000);
+
+// --- Export panel: options per format, and the row count before downloading -----------
+
+const exportForm = document.getElementById("export-form");
+
+function exportQuery() {
+  const params = new URLSearchParams();
+  for (const [name, value] of new FormData(exportForm)) {
+    const input = exportForm.elements[name];
+    const hidden = input && input.closest && input.closest(".option") && input.closest(".option").hidden;
+    if (value !== "" && !hidden) params.append(name, value);
+  }
+  return params;
+}
+
+async function refreshExportCount() {
+  const output = document.getElementById("export-count");
+  const errors = document.getElementById("export-errors");
+  try {
+    const data = await api("GET", `${exportForm.dataset.countUrl}?${exportQuery()}`);
+    output.textContent = `${data.rows.toLocaleString()} row${data.rows === 1 ? "" : "s"}`;
+    errors.textContent = "";
+  } catch (error) {
+    output.textContent = "";
+    errors.textContent = error.message;
+  }
+}
+
+function showExportOptions() {
+  const format = document.getElementById("export-format").value;
+  exportForm.querySelectorAll(".option").forEach((option) => {
+    option.hidden = !option.classList.contains(`option-${format}`);
+  });
+}
+
+if (exportForm) {
+  showExportOptions();
+  refreshExportCount();
+  exportForm.addEventListener("change", () => { showExportOptions(); refreshExportCount(); });
+  exportForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    window.location.href = `${exportForm.action}?${exportQuery()}`;
+  });
+}

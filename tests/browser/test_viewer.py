@@ -1,6 +1,7 @@
 """The reviewer's main flows in real Chromium: log in, star, annotate, compare, shortcuts."""
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -142,3 +143,35 @@ def test_the_dashboard_follows_running_batches(page, owner, carol):
     expect(row.locator(".status")).to_have_text("completed")
     expect(row.locator("progress")).to_have_js_property("value", 100)
     assert row.get_attribute("data-active") == "false"
+
+
+def test_export_panel_counts_then_downloads_the_chosen_format(page, owner, carol):
+    import json
+
+    rows = list(make_batch(owner, count=5).requests.order_by("pk"))
+    for row in rows[:3]:
+        Star.objects.create(request=row, user=carol)
+    Annotation.objects.create(request=rows[0], quality=90, edited_by=carol)
+    log_in(page, "carol", "carol-pw")
+    page.click("text=Export datasets")
+    expect(page.locator("#export-count")).to_have_text("3 rows")
+
+    page.select_option("#export-format", "finetuning")
+    expect(page.locator("input[name=split]")).to_be_visible()
+    expect(page.locator("input[name=limit]")).to_be_hidden()
+    page.select_option("select[name=filter]", "quality_high")
+    expect(page.locator("#export-count")).to_have_text("1 row")
+    page.select_option("select[name=filter]", "all")
+    expect(page.locator("#export-count")).to_have_text("3 rows")
+
+    with page.expect_download() as download_info:
+        page.click("#export-download")
+    download = download_info.value
+    assert download.suggested_filename.startswith("gold_star_finetuning_")
+    lines = [json.loads(x) for x in Path(download.path()).read_text().splitlines()]
+    assert len(lines) == 3 and all(list(x) == ["messages"] for x in lines)
+    assert lines[0]["messages"][-1]["role"] == "assistant"
+
+    page.goto("/exports/")
+    expect(page.locator("#past-exports tbody tr")).to_have_count(1)
+    expect(page.locator("#past-exports")).to_contain_text("finetuning_data.jsonl")
