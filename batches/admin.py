@@ -23,8 +23,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_filter = ["revoked_at"]
     search_fields = ["name", "owner__username", "hint"]
     list_select_related = ["owner"]
-    readonly_fields = ["key_hash", "hint", "created_at", "last_used_at"]
-    fields = ["owner", "name", "hint", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["key_hash", "hint", "created_at", "last_used_at", "webhook_secret"]
+    fields = [
+        "owner",
+        "name",
+        "hint",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "webhook_url",
+        "webhook_secret",
+    ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "webhook_url" in form.changed_data:
+            services.api_key_set_webhook(api_key=obj, url=obj.webhook_url)
+
     actions = ["revoke"]
 
     def has_add_permission(self, request):

@@ -5,18 +5,21 @@ with an output serializer. Errors are raised and rendered by
 batches.errors.openai_exception_handler.
 """
 
+import hashlib
 import time
 
+import orjson
 from django.conf import settings
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batches import selectors, services
+from batches import idempotency, selectors, services
 from batches.engines import served_models
 from batches.errors import ApiError, NotFound, json_error_view
+from batches.finalize import output_lines
 from batches.models import File
 
 STARTED_AT = int(time.time())
@@ -115,13 +118,30 @@ class FileCreateApi(APIView):
             )
         serializer = self.InputSerializer(data=data)
         serializer.is_valid(raise_exception=True)
-        file = services.file_create(
-            owner=request.user,
-            uploaded=serializer.validated_data["file"],
-            purpose=serializer.validated_data["purpose"],
-            expires_after_seconds=serializer.validated_data.get("expires_after[seconds]"),
+        fields = serializer.validated_data
+
+        def fingerprint() -> str:
+            # The file's bytes (read back from the temporary file) and the fields.
+            fields["file"].seek(0)
+            digest = hashlib.sha256()
+            while block := fields["file"].read(1 << 20):
+                digest.update(block)
+            fields["file"].seek(0)
+            others = {k: v for k, v in fields.items() if k != "file"}
+            return idempotency.body_hash(digest.digest(), orjson.dumps(others))
+
+        def create() -> Response:
+            file = services.file_create(
+                owner=request.user,
+                uploaded=fields["file"],
+                purpose=fields["purpose"],
+                expires_after_seconds=fields.get("expires_after[seconds]"),
+            )
+            return Response(FileOutputSerializer(file).data)
+
+        return idempotency.idempotent(
+            request, endpoint="POST /v1/files", fingerprint=fingerprint, create=create
         )
-        return Response(FileOutputSerializer(file).data)
 
 
 class FileListApi(APIView):
@@ -268,15 +288,27 @@ class BatchCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        batch = services.batch_create(
-            owner=request.user,
-            input_file_id=data["input_file_id"],
-            endpoint=data["endpoint"],
-            completion_window=data["completion_window"],
-            metadata=data.get("metadata"),
-            output_expires_after_seconds=(data.get("output_expires_after") or {}).get("seconds"),
+
+        def create() -> Response:
+            batch = services.batch_create(
+                owner=request.user,
+                input_file_id=data["input_file_id"],
+                endpoint=data["endpoint"],
+                completion_window=data["completion_window"],
+                metadata=data.get("metadata"),
+                output_expires_after_seconds=(data.get("output_expires_after") or {}).get(
+                    "seconds"
+                ),
+                api_key=request.auth,
+            )
+            return Response(BatchOutputSerializer(batch).data)
+
+        return idempotency.idempotent(
+            request,
+            endpoint="POST /v1/batches",
+            fingerprint=lambda: idempotency.json_hash(request.data),
+            create=create,
         )
-        return Response(BatchOutputSerializer(batch).data)
 
 
 class BatchListApi(APIView):
@@ -309,14 +341,21 @@ class BatchCancelApi(APIView):
 
 
 class BatchResultsApi(APIView):
-    """The output JSONL of a finished batch (the seed's download)."""
+    """The output JSONL of a finished batch (the seed's download).
+
+    `?partial=true` streams the lines completed so far while the batch runs.
+    """
 
     def get(self, request, batch_id: str):
         batch = selectors.batch_get(owner=request.user, batch_id=batch_id)
+        if request.query_params.get("partial") == "true" and not batch.is_terminal:
+            return StreamingHttpResponse(
+                output_lines(batch), content_type="application/octet-stream"
+            )
         if not batch.is_terminal:
             raise ApiError(
                 f"Batch {batch.public_id} is {batch.status}; results are available "
-                "once it has finished.",
+                "once it has finished (or as they come with ?partial=true).",
                 param="batch_id",
                 code="batch_not_finished",
                 status_code=status.HTTP_409_CONFLICT,

@@ -16,15 +16,17 @@ def ingest(batch_id: int) -> None:
     )
 
 
-def chunks(chunk_ids: list[int]) -> None:
+def engine_turns(count: int) -> None:
+    """Give the engine cluster `count` turns; each runs the fairest pending chunk.
+
+    Turns are not tied to a chunk: which chunk runs is decided when a worker is
+    free, so batches take turns whatever order they were created in. A turn
+    that finds nothing to run does nothing.
+    """
+
     def enqueue() -> None:
-        for chunk_id in chunk_ids:
-            async_task(
-                "batches.tasks.run_chunk",
-                chunk_id,
-                cluster=ENGINE_CLUSTER,
-                task_name=f"chunk {chunk_id}",
-            )
+        for _ in range(count):
+            async_task("batches.tasks.run_next_chunk", cluster=ENGINE_CLUSTER, task_name="turn")
 
     transaction.on_commit(enqueue)
 
@@ -33,5 +35,13 @@ def finalize(batch_id: int) -> None:
     transaction.on_commit(
         lambda: async_task(
             "batches.tasks.finalize_batch", batch_id, task_name=f"finalize {batch_id}"
+        )
+    )
+
+
+def webhook(delivery_id: int) -> None:
+    transaction.on_commit(
+        lambda: async_task(
+            "batches.tasks.deliver_webhook", delivery_id, task_name=f"webhook {delivery_id}"
         )
     )

@@ -1,8 +1,14 @@
-"""Run one chunk of a batch on the engine and record each result as it finishes.
+"""Run chunks of batches on the engine and record each result as it finishes.
+
+Which chunk runs next is decided when an engine worker is free, not when the
+batch was created: batches take turns (round-robin, higher priority first), so
+a small batch behind a 50,000-line one starts within a chunk's time.
 
 The engine keeps running while results are written: a single writer thread
 flushes them to the database every FLUSH_SECONDS, renews the chunk's lease in
-the same transaction, and reports whether the batch is being cancelled.
+the same transaction, and reports whether the batch still runs. A request that
+fails for a transient reason (engine error, worker death) is run again, up to
+MAX_REQUEST_ATTEMPTS; one the engine rejects fails at once.
 """
 
 import logging
@@ -13,11 +19,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 import orjson
+from django.conf import settings
 from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from batches.engines import get_engine
+from batches import engines
 from batches.engines.base import EngineRequest, EngineResult
 from batches.models import Batch, Chunk, Request
 from batches.services import request_finalize
@@ -26,18 +33,18 @@ logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 FLUSH_MAX_RESULTS = 512
-LEASE = timedelta(minutes=5)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+FAIR_ORDER = (F("batch__priority").desc(), F("batch__last_served_at").asc(nulls_first=True))
 
 _RESULT_FIELDS = [
     "status",
     "status_code",
     "response",
+    "error",
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
     "latency_ms",
-    "attempts",
     "finished_at",
 ]
 _UPDATE_RESULT_SQL = "UPDATE {table} SET {assignments} WHERE {pk} = %s".format(
@@ -51,56 +58,108 @@ class LeaseLost(Exception):
     """Another worker owns the chunk now; stop without writing anything more."""
 
 
-def chunk_claim(*, chunk_id: int) -> Chunk | None:
-    """Take the chunk if it is pending and its batch is running; None otherwise."""
-    now = timezone.now()
-    claimed = Chunk.objects.filter(
-        pk=chunk_id,
-        status=Chunk.Status.PENDING,
-        batch__status=Batch.Status.IN_PROGRESS,
-    ).update(
-        status=Chunk.Status.RUNNING,
-        leased_by=WORKER_ID,
-        lease_expires_at=now + LEASE,
-        started_at=now,
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
-        return None
-    return Chunk.objects.select_related("batch").get(pk=chunk_id)
+def lease() -> timedelta:
+    return timedelta(seconds=settings.CHUNK_LEASE_SECONDS)
+
+
+def chunk_run_next() -> Chunk | None:
+    """Take the fairest runnable chunk and run it; None when there is none.
+
+    The engine is loaded before the chunk is claimed, so loading a model (which
+    can take minutes on a GPU) never eats into a lease.
+    """
+    for _ in range(5):  # another worker may claim the pick first
+        candidate = _fairest_pending_chunk()
+        if candidate is None:
+            return None
+        engine = engines.get_engine(candidate.batch.model)
+        chunk = _claim(Chunk.objects.filter(pk=candidate.pk))
+        if chunk is not None:
+            _run(chunk, engine)
+            return chunk
+    return None
 
 
 def chunk_run(*, chunk_id: int) -> None:
-    chunk = chunk_claim(chunk_id=chunk_id)
+    """Run this very chunk if it is pending (tests and operators; workers use chunk_run_next)."""
+    batch = Batch.objects.filter(chunks=chunk_id).first()
+    if batch is None:
+        return
+    engine = engines.get_engine(batch.model)
+    chunk = _claim(Chunk.objects.filter(pk=chunk_id))
     if chunk is None:
         logger.info("Chunk %s is not runnable (taken, finished or cancelled)", chunk_id)
         return
-    batch = chunk.batch
-    requests = Request.objects.filter(
-        batch=batch,
-        line__gte=chunk.first_line,
-        line__lte=chunk.last_line,
-        status=Request.Status.PENDING,
-    ).order_by("line")
-    # A chunk is small enough to read at once, and no cursor stays open while
-    # the writer thread updates the same rows.
-    engine_requests = [
-        EngineRequest(key=pk, endpoint=batch.endpoint, body=body)
-        for pk, body in requests.values_list("pk", "body")
-    ]
+    _run(chunk, engine)
 
-    engine = get_engine(batch.model)
+
+def _fairest_pending_chunk() -> Chunk | None:
+    """The next chunk by priority, then by the batch served least recently.
+
+    A worker sticks to its loaded model while that model has work, unless
+    another model's batch has priority or has waited longer than
+    MODEL_SWITCH_AFTER_SECONDS: switching reloads the model.
+    """
+    pending = Chunk.objects.filter(
+        status=Chunk.Status.PENDING, batch__status=Batch.Status.IN_PROGRESS
+    ).select_related("batch")
+    best = pending.order_by(*FAIR_ORDER, "batch_id", "index").first()
+    loaded = engines.loaded_model()
+    if best is None or loaded is None or best.batch.model == loaded:
+        return best
+    same = pending.filter(batch__model=loaded).order_by(*FAIR_ORDER, "batch_id", "index").first()
+    if same is None or best.batch.priority > same.batch.priority:
+        return best
+    waiting_since = best.batch.last_served_at or best.batch.in_progress_at
+    waited = (timezone.now() - waiting_since).total_seconds()
+    return best if waited > settings.MODEL_SWITCH_AFTER_SECONDS else same
+
+
+def _claim(chunks) -> Chunk | None:
+    """Lease one pending chunk of a running batch, and open an attempt on its requests."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = chunks.filter(
+            status=Chunk.Status.PENDING, batch__status=Batch.Status.IN_PROGRESS
+        ).update(
+            status=Chunk.Status.RUNNING,
+            leased_by=WORKER_ID,
+            lease_expires_at=now + lease(),
+            started_at=now,
+            attempts=F("attempts") + 1,
+        )
+        if not claimed:
+            return None
+        chunk = chunks.select_related("batch").get()
+        Batch.objects.filter(pk=chunk.batch_id).update(last_served_at=now)
+    return chunk
+
+
+def _run(chunk: Chunk, engine) -> None:
+    batch = chunk.batch
     writer = ResultWriter(chunk)
     started = time.monotonic()
     try:
-        for result in engine.run(engine_requests, should_stop=writer.should_stop):
-            writer.add(result)
+        while not writer.stopped:
+            attempts = _start_attempt(chunk)
+            if not attempts:
+                break
+            requests = [
+                EngineRequest(key=pk, endpoint=batch.endpoint, body=body)
+                for pk, body in Request.objects.filter(pk__in=attempts)
+                .order_by("line")
+                .values_list("pk", "body")
+            ]
+            writer.attempts = attempts
+            for result in engine.run(requests, should_stop=writer.should_stop):
+                writer.add(result)
+            writer.flush()
         writer.close()
     except BaseException:
         writer.abandon()
         raise
 
-    finished = Chunk.Status.CANCELLED if writer.cancelled else Chunk.Status.DONE
+    finished = Chunk.Status.CANCELLED if writer.stopped else Chunk.Status.DONE
     with transaction.atomic():
         closed = Chunk.objects.filter(pk=chunk.pk, leased_by=WORKER_ID).update(
             status=finished, finished_at=timezone.now(), lease_expires_at=None
@@ -108,12 +167,44 @@ def chunk_run(*, chunk_id: int) -> None:
         if closed:
             request_finalize(batch_id=batch.pk)
     logger.info(
-        "%s: %d results in %.1f s (%s)",
-        chunk,
-        writer.written,
-        time.monotonic() - started,
-        finished,
+        "%s: %d results in %.1f s (%s)", chunk, writer.written, time.monotonic() - started, finished
     )
+
+
+def _start_attempt(chunk: Chunk) -> dict[int, int]:
+    """Open one more attempt on the chunk's pending requests: {request id: attempt}.
+
+    A request already tried MAX_REQUEST_ATTEMPTS times (its worker kept dying,
+    or the engine kept failing) goes to the error file instead.
+    """
+    pending = Request.objects.filter(
+        batch_id=chunk.batch_id,
+        line__gte=chunk.first_line,
+        line__lte=chunk.last_line,
+        status=Request.Status.PENDING,
+    )
+    limit = settings.MAX_REQUEST_ATTEMPTS
+    with transaction.atomic():
+        exhausted = list(pending.filter(attempts__gte=limit).values_list("pk", "error"))
+        if exhausted:
+            now = connection.ops.adapt_datetimefield_value(timezone.now())
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    _UPDATE_RESULT_SQL,
+                    [_row(_gave_up(pk, error, limit), now, final=True) for pk, error in exhausted],
+                )
+            Batch.objects.filter(pk=chunk.batch_id).update(
+                failed_requests=F("failed_requests") + len(exhausted)
+            )
+        pending.update(attempts=F("attempts") + 1)
+        return dict(pending.values_list("pk", "attempts"))
+
+
+def _gave_up(pk: int, error: dict | None, attempts: int) -> EngineResult:
+    reason = (error or {}).get("message", "the worker running it stopped")
+    message = f"Gave up after {attempts} attempts: {reason}"
+    body = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+    return EngineResult(key=pk, status_code=500, body=body)
 
 
 class ResultWriter:
@@ -125,8 +216,9 @@ class ResultWriter:
 
     def __init__(self, chunk: Chunk):
         self.chunk = chunk
-        self.cancelled = False
+        self.stopped = False  # the batch is no longer running (cancelled or expired)
         self.written = 0
+        self.attempts: dict[int, int] = {}
         self._buffer: list[EngineResult] = []
         self._last_flush = time.monotonic()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="result-writer")
@@ -142,11 +234,15 @@ class ResultWriter:
         """Polled by the engine between steps; also keeps slow chunks flushing."""
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self._flush_async()
-        return self.cancelled
+        return self.stopped
 
-    def close(self) -> None:
+    def flush(self) -> None:
+        """Write everything buffered and wait for it."""
         self._flush_async()
         self._wait()
+
+    def close(self) -> None:
+        self.flush()
         self._executor.submit(connections.close_all).result()
         self._executor.shutdown()
 
@@ -159,16 +255,16 @@ class ResultWriter:
         self._wait()
         self._last_flush = time.monotonic()
         results, self._buffer = self._buffer, []
-        self._in_flight = self._executor.submit(self._write, results)
+        self._in_flight = self._executor.submit(self._write, results, dict(self.attempts))
 
     def _wait(self) -> None:
         if self._in_flight is not None:
             status = self._in_flight.result()  # re-raises LeaseLost and database errors
             self._in_flight = None
-            if status == Batch.Status.CANCELLING:
-                self.cancelled = True
+            if status != Batch.Status.IN_PROGRESS:
+                self.stopped = True
 
-    def _write(self, results: list[EngineResult]) -> str:
+    def _write(self, results: list[EngineResult], attempts: dict[int, int]) -> str:
         """Store results, renew the lease, count usage; return the batch status.
 
         One parameterised UPDATE per row through executemany: bulk_update's
@@ -177,40 +273,68 @@ class ResultWriter:
         """
         now = timezone.now()
         finished_at = connection.ops.adapt_datetimefield_value(now)
-        rows = [_row(result, finished_at) for result in results]
-        completed = sum(1 for r in results if r.ok)
+        limit = settings.MAX_REQUEST_ATTEMPTS
+        rows, final = [], []
+        for result in results:
+            retry = result.transient and attempts.get(result.key, limit) < limit
+            rows.append(_row(result, finished_at, final=not retry))
+            if not retry:
+                final.append(result)
+        completed = sum(1 for r in final if r.ok)
         with transaction.atomic():
             renewed = Chunk.objects.filter(pk=self.chunk.pk, leased_by=WORKER_ID).update(
-                lease_expires_at=now + LEASE
+                lease_expires_at=now + lease()
             )
             if not renewed:
                 raise LeaseLost(f"{self.chunk} was taken over by another worker")
             if rows:
                 with connection.cursor() as cursor:
                     cursor.executemany(_UPDATE_RESULT_SQL, rows)
+            if final:
                 Batch.objects.filter(pk=self.chunk.batch_id).update(
                     completed_requests=F("completed_requests") + completed,
-                    failed_requests=F("failed_requests") + len(rows) - completed,
-                    input_tokens=F("input_tokens") + sum(r.prompt_tokens for r in results),
-                    cached_tokens=F("cached_tokens") + sum(r.cached_tokens for r in results),
-                    output_tokens=F("output_tokens") + sum(r.completion_tokens for r in results),
+                    failed_requests=F("failed_requests") + len(final) - completed,
+                    input_tokens=F("input_tokens") + sum(r.prompt_tokens for r in final),
+                    cached_tokens=F("cached_tokens") + sum(r.cached_tokens for r in final),
+                    output_tokens=F("output_tokens") + sum(r.completion_tokens for r in final),
                 )
             status = Batch.objects.values_list("status", flat=True).get(pk=self.chunk.batch_id)
-        self.written += len(rows)
+        self.written += len(final)
         return status
 
 
-def _row(result: EngineResult, finished_at) -> tuple:
-    """Parameters for _UPDATE_RESULT_SQL, in _RESULT_FIELDS order."""
+def _row(result: EngineResult, finished_at, *, final: bool) -> tuple:
+    """Parameters for _UPDATE_RESULT_SQL, in _RESULT_FIELDS order.
+
+    A transient failure that will be retried leaves the request pending, its
+    error kept for the record (and for the message if it never succeeds).
+    """
+    if not final:
+        error = {
+            "status_code": result.status_code,
+            "message": result.body.get("error", {}).get("message", "engine error"),
+        }
+        return (
+            Request.Status.PENDING,
+            None,
+            None,
+            orjson.dumps(error).decode(),
+            None,
+            None,
+            None,
+            None,
+            None,
+            result.key,
+        )
     return (
         Request.Status.COMPLETED if result.ok else Request.Status.FAILED,
         result.status_code,
         orjson.dumps(result.body).decode(),
+        None,
         result.prompt_tokens,
         result.completion_tokens,
         result.cached_tokens,
         result.latency_ms,
-        1,
         finished_at,
         result.key,
     )

@@ -5,6 +5,7 @@ what Aris downloads.
 """
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from batches import webhooks
 from batches.models import Batch, Request
 from batches.services import data_tmp_dir, file_store_generated
 
@@ -29,16 +31,26 @@ class Outcome:
     not_run_error: dict
 
 
+# (status, ending) -> outcome.
 _OUTCOMES = {
     # Every chunk closed normally, so no request should be left; one that is
     # still gets an error line rather than vanishing from both files.
-    Batch.Status.FINALIZING: Outcome(
+    (Batch.Status.FINALIZING, "completed"): Outcome(
         Batch.Status.COMPLETED,
         "completed_at",
         Request.Status.FAILED,
         {"code": "request_not_run", "message": "The request was not run."},
     ),
-    Batch.Status.CANCELLING: Outcome(
+    (Batch.Status.FINALIZING, "expired"): Outcome(
+        Batch.Status.EXPIRED,
+        "expired_at",
+        Request.Status.EXPIRED,
+        {
+            "code": "batch_expired",
+            "message": "The batch expired (its completion window ended) before this request ran.",
+        },
+    ),
+    (Batch.Status.CANCELLING, "completed"): Outcome(
         Batch.Status.CANCELLED,
         "cancelled_at",
         Request.Status.CANCELLED,
@@ -49,10 +61,10 @@ _OUTCOMES = {
 
 def batch_finalize(*, batch_id: int) -> None:
     batch = Batch.objects.select_related("owner").get(pk=batch_id)
-    if batch.status not in _OUTCOMES:
+    outcome = _OUTCOMES.get((batch.status, batch.ending))
+    if outcome is None:
         logger.info("%s is %s; nothing to finalize", batch, batch.status)
         return
-    outcome = _OUTCOMES[batch.status]
     Request.objects.filter(batch=batch, status=Request.Status.PENDING).update(
         status=outcome.not_run_status, error=outcome.not_run_error, finished_at=timezone.now()
     )
@@ -89,6 +101,7 @@ def batch_finalize(*, batch_id: int) -> None:
             )
             if not closed:
                 raise RuntimeError(f"{batch} changed status while finalizing")
+            webhooks.notify_batch_ended(batch_id=batch.pk)
     except BaseException:
         for file in (output_file, error_file):
             if file is not None:
@@ -101,37 +114,49 @@ def batch_finalize(*, batch_id: int) -> None:
     logger.info("%s %s: %d completed, %d failed", batch, outcome.status, completed, failed)
 
 
+_LINE_FIELDS = ("line", "custom_id", "status", "status_code", "response", "error")
+
+
+def _line(batch: Batch, line, custom_id, status_code, response, error) -> bytes:
+    """One output or error file line, in OpenAI's batch output shape."""
+    line_id, request_id = Request.line_ids(batch.public_id, line)
+    if status_code is not None:
+        record = {
+            "id": line_id,
+            "custom_id": custom_id,
+            "response": {"status_code": status_code, "request_id": request_id, "body": response},
+            "error": None,
+        }
+    else:
+        record = {"id": line_id, "custom_id": custom_id, "response": None, "error": error}
+    return orjson.dumps(record) + b"\n"
+
+
+def output_lines(batch: Batch) -> Iterator[bytes]:
+    """The output file's lines completed so far, in input order (partial results)."""
+    rows = (
+        Request.objects.filter(batch=batch, status=Request.Status.COMPLETED)
+        .order_by("line")
+        .values_list(*_LINE_FIELDS)
+    )
+    for line, custom_id, _, status_code, response, error in rows.iterator(chunk_size=2000):
+        yield _line(batch, line, custom_id, status_code, response, error)
+
+
 def _write_files(batch: Batch):
     """Stream the batch's rows, in input order, into the two JSONL files."""
     tmp = data_tmp_dir()
     output_path = tmp / f"{batch.public_id}_output.jsonl"
     error_path = tmp / f"{batch.public_id}_error.jsonl"
     completed = failed = 0
-    rows = (
-        Request.objects.filter(batch=batch)
-        .order_by("line")
-        .values_list("line", "custom_id", "status", "status_code", "response", "error")
-    )
+    rows = Request.objects.filter(batch=batch).order_by("line").values_list(*_LINE_FIELDS)
     with open(output_path, "wb") as output, open(error_path, "wb") as errors:
         for line, custom_id, status, status_code, response, error in rows.iterator(chunk_size=2000):
-            line_id, request_id = Request.line_ids(batch.public_id, line)
-            if status_code is not None:
-                record = {
-                    "id": line_id,
-                    "custom_id": custom_id,
-                    "response": {
-                        "status_code": status_code,
-                        "request_id": request_id,
-                        "body": response,
-                    },
-                    "error": None,
-                }
-            else:
-                record = {"id": line_id, "custom_id": custom_id, "response": None, "error": error}
+            record = _line(batch, line, custom_id, status_code, response, error)
             if status == Request.Status.COMPLETED:
-                output.write(orjson.dumps(record) + b"\n")
+                output.write(record)
                 completed += 1
             else:
-                errors.write(orjson.dumps(record) + b"\n")
+                errors.write(record)
                 failed += 1
     return output_path, error_path, completed, failed

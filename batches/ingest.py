@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from batches import enqueue
+from batches import enqueue, webhooks
 from batches.engines import served_models
 from batches.models import Batch, Chunk, Request
 
@@ -214,7 +214,7 @@ def batch_ingest(*, batch_id: int) -> None:
                 Chunk(batch=batch, index=i, first_line=first, last_line=last, size=size)
                 for i, (first, last, size) in enumerate(_chunk_ranges(batch, chunk_size))
             )
-            enqueue.chunks([chunk.pk for chunk in chunks])
+            enqueue.engine_turns(len(chunks))
     if not started:
         # Cancelled while validating: nothing ran, nothing is kept.
         Request.objects.filter(batch=batch).delete()
@@ -343,20 +343,26 @@ def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int, int]]:
 
 def _finish_failed(batch: Batch, errors: list[LineError]) -> None:
     now = timezone.now()
-    failed = Batch.objects.filter(pk=batch.pk, status=Batch.Status.VALIDATING).update(
-        status=Batch.Status.FAILED,
-        failed_at=now,
-        errors=[e.as_dict() for e in errors],
-    )
+    with transaction.atomic():
+        failed = Batch.objects.filter(pk=batch.pk, status=Batch.Status.VALIDATING).update(
+            status=Batch.Status.FAILED,
+            failed_at=now,
+            errors=[e.as_dict() for e in errors],
+        )
+        if failed:
+            webhooks.notify_batch_ended(batch_id=batch.pk)
     if not failed:
         _finish_cancelled(batch)
     logger.info("%s failed validation: %s", batch, errors[0].message)
 
 
 def _finish_cancelled(batch: Batch) -> None:
-    Batch.objects.filter(pk=batch.pk, status=Batch.Status.CANCELLING).update(
-        status=Batch.Status.CANCELLED, cancelled_at=timezone.now()
-    )
+    with transaction.atomic():
+        cancelled = Batch.objects.filter(pk=batch.pk, status=Batch.Status.CANCELLING).update(
+            status=Batch.Status.CANCELLED, cancelled_at=timezone.now()
+        )
+        if cancelled:
+            webhooks.notify_batch_ended(batch_id=batch.pk)
 
 
 def _contains_nul(value) -> bool:

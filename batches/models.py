@@ -37,6 +37,12 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, help_text="Revoked keys stop working.")
+    webhook_url = models.URLField(
+        blank=True, help_text="Told (POST) when a batch made with this key ends."
+    )
+    webhook_secret = models.CharField(
+        max_length=64, blank=True, editable=False, help_text="Signs webhook bodies (HMAC-SHA256)."
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -144,6 +150,31 @@ class Batch(models.Model):
     finalize_requested_at = models.DateTimeField(
         null=True, blank=True, help_text="Set once, by whoever enqueued finalization."
     )
+    validation_queued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When validation was last queued (the reconciler requeues).",
+    )
+    ending = models.CharField(
+        max_length=12,
+        choices=[("completed", "completed"), ("expired", "expired")],
+        default="completed",
+        help_text="What a finalizing batch becomes: completed, or expired past its window.",
+    )
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The key that created it (for webhooks).",
+    )
+    priority = models.SmallIntegerField(
+        default=0, help_text="From metadata 'priority'; higher first."
+    )
+    last_served_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an engine last took one of its chunks (fairness)."
+    )
 
     total_requests = models.PositiveIntegerField(default=0)
     completed_requests = models.PositiveIntegerField(default=0)
@@ -162,6 +193,9 @@ class Batch(models.Model):
             models.CheckConstraint(
                 condition=Q(endpoint__in=BatchEndpoint.values),
                 name="batches_batch_endpoint_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(ending__in=["completed", "expired"]), name="batches_batch_ending_valid"
             ),
         ]
         indexes = [
@@ -328,3 +362,62 @@ def message_text(content) -> str:
     if isinstance(content, list):
         return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
     return "" if content is None else str(content)
+
+
+class IdempotencyKey(models.Model):
+    """A create request sent with an Idempotency-Key header, and its first answer.
+
+    The same key with the same body gets that answer again, never a second
+    object; the same key with another body is refused.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=40, help_text="e.g. POST /v1/batches")
+    body_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "endpoint", "key"], name="batches_idempotencykey_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} {self.key}"
+
+
+class WebhookDelivery(models.Model):
+    """One event to POST to a key's webhook URL, retried with backoff until it lands."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=30, help_text="batch.completed, batch.failed, ...")
+    url = models.URLField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "event"], name="batches_webhook_once_per_event"
+            ),
+        ]
+        indexes = [
+            # The reconciler's "deliveries due": undelivered, by next attempt.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(delivered_at__isnull=True),
+                name="batches_webhook_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.batch} -> {self.url}"

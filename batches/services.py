@@ -19,18 +19,32 @@ from batches.errors import ApiError, NotFound
 from batches.models import ApiKey, Batch, Chunk, File
 from batches.selectors import file_get
 
-COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
+COMPLETION_WINDOWS = ("24h",)
 MIN_EXPIRES_AFTER = 3600
 MAX_EXPIRES_AFTER = 30 * 24 * 3600
 
 
-def api_key_create(*, owner: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+def api_key_create(
+    *, owner: AbstractBaseUser, name: str = "", webhook_url: str = ""
+) -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored."""
     raw_key = ApiKey.PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         owner=owner, name=name, key_hash=ApiKey.hash(raw_key), hint=raw_key[-4:]
     )
+    if webhook_url:
+        api_key_set_webhook(api_key=api_key, url=webhook_url)
     return api_key, raw_key
+
+
+def api_key_set_webhook(*, api_key: ApiKey, url: str) -> ApiKey:
+    """Point the key's batch-end notifications at `url` (empty: none). A key gets
+    its signing secret the first time it has a URL."""
+    api_key.webhook_url = url
+    if url and not api_key.webhook_secret:
+        api_key.webhook_secret = "whsec_" + secrets.token_urlsafe(32)
+    api_key.save(update_fields=["webhook_url", "webhook_secret"])
+    return api_key
 
 
 def file_create(
@@ -115,6 +129,7 @@ def batch_create(
     completion_window: str,
     metadata: dict | None = None,
     output_expires_after_seconds: int | None = None,
+    api_key: ApiKey | None = None,
 ) -> Batch:
     if endpoint not in Batch.Endpoint.values:
         raise ApiError(
@@ -139,6 +154,7 @@ def batch_create(
             code="invalid_value",
         )
 
+    priority = _priority(metadata)
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(
@@ -149,10 +165,31 @@ def batch_create(
             metadata=metadata,
             output_expires_after=output_expires_after_seconds,
             created_at=now,
-            expires_at=now + COMPLETION_WINDOWS[completion_window],
+            expires_at=now + timedelta(seconds=settings.COMPLETION_WINDOW_SECONDS),
+            validation_queued_at=now,
+            api_key=api_key,
+            priority=priority,
         )
         enqueue.ingest(batch.pk)
     return batch
+
+
+def _priority(metadata: dict | None) -> int:
+    """metadata["priority"]: an integer from -10 to 10 (default 0); higher runs first."""
+    value = (metadata or {}).get("priority")
+    if value is None:
+        return 0
+    try:
+        priority = int(value)
+    except ValueError:
+        priority = None
+    if priority is None or not -10 <= priority <= 10:
+        raise ApiError(
+            "Invalid 'metadata.priority': an integer from -10 to 10.",
+            param="metadata.priority",
+            code="invalid_value",
+        )
+    return priority
 
 
 def batch_cancel(*, batch: Batch) -> Batch:

@@ -176,11 +176,29 @@ MAX_LINE_BYTES = env.int("MAX_LINE_BYTES", default=8 * 1024 * 1024)
 CHUNK_SIZE = env.int("CHUNK_SIZE", default=1000)
 # Seconds one chunk may run before django-q2 kills it.
 CHUNK_TIMEOUT = env.int("CHUNK_TIMEOUT", default=3600)
+# A running chunk renews its lease at every result flush; one whose lease lapses
+# (its worker died) is run again by the reconciler, skipping answered requests.
+CHUNK_LEASE_SECONDS = env.int("CHUNK_LEASE_SECONDS", default=300)
+# Runs of a request that failed for a transient reason (engine error, worker
+# death) before it goes to the error file.
+MAX_REQUEST_ATTEMPTS = env.int("MAX_REQUEST_ATTEMPTS", default=3)
+# How long "24h" really is: tests shorten it.
+COMPLETION_WINDOW_SECONDS = env.int("COMPLETION_WINDOW_SECONDS", default=24 * 3600)
+# Seconds the reconciler lets validation or finalization sit before redoing it.
+RECONCILE_STALE_SECONDS = env.int("RECONCILE_STALE_SECONDS", default=600)
+# An engine worker keeps serving its loaded model's batches until another
+# model's batch has waited this long (a switch reloads the model).
+MODEL_SWITCH_AFTER_SECONDS = env.int("MODEL_SWITCH_AFTER_SECONDS", default=300)
+# Idempotency-Key replays are kept this long.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
 
 # --- Engine -----------------------------------------------------------------
-# `vllm` runs the model in the engine worker; `test` is the deterministic double
-# used by unit tests and overhead benchmarks only.
+# `vllm` runs the model in the engine worker; `openai` sends requests to
+# OpenAI-compatible servers (scale-out); `test` is the deterministic double used
+# by unit tests and overhead benchmarks only.
 ENGINE = env.str("ENGINE", default="vllm")
 # Served models: "name=path-or-hub-id" pairs. Without any, the tiny local model
 # built by `manage.py make_tiny_model` is served.
@@ -190,6 +208,12 @@ SERVED_MODELS = env.dict("MODELS", default={}) or {TINY_MODEL_NAME: str(TINY_MOD
 # Extra keyword arguments for vllm.LLM, as JSON (e.g. max_model_len,
 # gpu_memory_utilization, tensor_parallel_size).
 VLLM_ENGINE_ARGS = json.loads(env.str("VLLM_ENGINE_ARGS", default="") or "{}")
+# ENGINE=openai: OpenAI-compatible servers (vllm serve replicas, or a router in
+# front of many) that run the requests; requests go round-robin to the URLs.
+OPENAI_ENGINE_URLS = env.list("OPENAI_ENGINE_URLS", default=[])
+OPENAI_ENGINE_API_KEY = env.str("OPENAI_ENGINE_API_KEY", default="")
+OPENAI_ENGINE_CONCURRENCY = env.int("OPENAI_ENGINE_CONCURRENCY", default=64)
+OPENAI_ENGINE_TIMEOUT = env.int("OPENAI_ENGINE_TIMEOUT", default=600)
 
 # --- Workers ----------------------------------------------------------------
 # Two django-q2 clusters share one broker: the default ("control") validates

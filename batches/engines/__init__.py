@@ -25,6 +25,11 @@ def get_engine(model: str) -> Engine:
     return engine
 
 
+def loaded_model() -> str | None:
+    """The model this process has loaded, if any."""
+    return next(iter(_loaded), None)
+
+
 def _build(model: str) -> Engine:
     if settings.ENGINE == "test":
         from batches.engines.testing import DeterministicTestEngine
@@ -34,4 +39,14 @@ def _build(model: str) -> Engine:
         from batches.engines.vllm import VLLMEngine
 
         return VLLMEngine(model, settings.SERVED_MODELS[model], settings.VLLM_ENGINE_ARGS)
-    raise ValueError(f"Unknown ENGINE {settings.ENGINE!r}; expected 'vllm' or 'test'.")
+    if settings.ENGINE == "openai":
+        from batches.engines.openai import OpenAIEngine
+
+        return OpenAIEngine(
+            model,
+            urls=settings.OPENAI_ENGINE_URLS,
+            api_key=settings.OPENAI_ENGINE_API_KEY,
+            concurrency=settings.OPENAI_ENGINE_CONCURRENCY,
+            timeout=settings.OPENAI_ENGINE_TIMEOUT,
+        )
+    raise ValueError(f"Unknown ENGINE {settings.ENGINE!r}; expected vllm, openai or test.")

@@ -30,6 +30,11 @@ class EngineResult:
     def ok(self) -> bool:
         return self.status_code == 200
 
+    @property
+    def transient(self) -> bool:
+        """A failure worth another try: the engine or its server, not the request."""
+        return self.status_code >= 500 or self.status_code == 429
+
 
 @dataclass(frozen=True)
 class Choice:

@@ -2,7 +2,8 @@
 
 It answers instantly with an echo of the last message, counts words as tokens,
 and understands markers that tests use to provoke behaviour:
-`[[fail:400]]` / `[[fail:500]]` fail the request, `[[sleep:0.05]]` slows it.
+`[[fail:400]]` / `[[fail:500]]` fail the request, `[[flaky:2]]` fails its first
+two runs in this process with a 500, `[[sleep:0.05]]` slows it.
 """
 
 import re
@@ -21,12 +22,14 @@ from batches.engines.params import CHAT, InvalidRequest, parse_request
 
 _FAIL = re.compile(r"\[\[fail:(\d{3})\]\]")
 _SLEEP = re.compile(r"\[\[sleep:([0-9.]+)\]\]")
+_FLAKY = re.compile(r"\[\[flaky:(\d+)\]\]")
 DEFAULT_MAX_TOKENS = 16
 
 
 class DeterministicTestEngine:
     def __init__(self, model: str):
         self.model = model
+        self.runs: dict[int, int] = {}  # request key -> runs so far, for [[flaky:n]]
 
     def run(
         self, requests: Iterable[EngineRequest], should_stop: Callable[[], bool]
@@ -61,6 +64,11 @@ class DeterministicTestEngine:
             status = int(fail.group(1))
             return error_result(
                 request.key, status, f"Provoked failure {status}.", code="test_failure"
+            )
+        self.runs[request.key] = self.runs.get(request.key, 0) + 1
+        if (flaky := _FLAKY.search(prompt_text)) and self.runs[request.key] <= int(flaky.group(1)):
+            return error_result(
+                request.key, 500, "Provoked transient failure.", code="test_failure"
             )
 
         limit = parsed.options.max_tokens or DEFAULT_MAX_TOKENS

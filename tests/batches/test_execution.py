@@ -11,7 +11,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
 from batches import services
-from batches.execution import WORKER_ID, LeaseLost, ResultWriter, chunk_claim, chunk_run
+from batches.execution import LeaseLost, ResultWriter, chunk_run, chunk_run_next
 from batches.finalize import batch_finalize
 from batches.models import Batch, Chunk, File, Request
 from tests.batches.test_ingest import COMPLETIONS, ingest
@@ -110,13 +110,16 @@ def test_a_failing_request_fails_alone(alice):
     assert errors["engine-error"]["error"] is None
 
 
-def test_a_chunk_is_claimed_once(alice):
+def test_a_running_chunk_is_not_taken_by_another_worker(alice):
     batch = ingest(alice, chat_requests(2))
     chunk = Chunk.objects.get(batch=batch)
-    assert chunk_claim(chunk_id=chunk.pk).leased_by == WORKER_ID
-    assert chunk_claim(chunk_id=chunk.pk) is None
-    chunk_run(chunk_id=chunk.pk)  # already claimed: does nothing
+    Chunk.objects.filter(pk=chunk.pk).update(status=Chunk.Status.RUNNING, leased_by="other:1")
+    assert chunk_run_next() is None
+    chunk_run(chunk_id=chunk.pk)
     assert Request.objects.filter(status=Request.Status.PENDING).count() == 2
+    Chunk.objects.filter(pk=chunk.pk).update(status=Chunk.Status.PENDING, leased_by="")
+    assert chunk_run_next() == chunk
+    assert not Request.objects.filter(status=Request.Status.PENDING).exists()
 
 
 def test_a_worker_that_lost_its_lease_stops_writing(alice, monkeypatch):
@@ -125,8 +128,8 @@ def test_a_worker_that_lost_its_lease_stops_writing(alice, monkeypatch):
     monkeypatch.setattr("batches.execution.FLUSH_MAX_RESULTS", 1)
     original = ResultWriter._write
 
-    def steal_after_first_write(writer, results):
-        status = original(writer, results)
+    def steal_after_first_write(writer, results, attempts):
+        status = original(writer, results, attempts)
         Chunk.objects.filter(pk=chunk.pk).update(leased_by="another-worker")
         return status
 
