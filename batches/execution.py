@@ -329,7 +329,7 @@ def _row(result: EngineResult, finished_at, *, final: bool) -> tuple:
     return (
         Request.Status.COMPLETED if result.ok else Request.Status.FAILED,
         result.status_code,
-        orjson.dumps(result.body).decode(),
+        orjson.dumps(_without_nul(result.body)).decode(),
         None,
         result.prompt_tokens,
         result.completion_tokens,
@@ -338,3 +338,18 @@ def _row(result: EngineResult, finished_at, *, final: bool) -> tuple:
         finished_at,
         result.key,
     )
+
+
+def _without_nul(value):
+    """The body with NUL characters replaced by U+FFFD.
+
+    Models do emit NUL now and then; PostgreSQL refuses it in JSON (and in
+    text), and one such answer must not fail the rest of its chunk.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value

@@ -86,16 +86,21 @@ def recover_lapsed_chunks() -> int:
 
 
 def top_up_engine_turns() -> int:
-    """Make sure every pending chunk has a turn queued (a turn can be lost with
-    its broker message). Extra turns are harmless: they find nothing to run."""
+    """Make sure every pending chunk has a turn waiting in the queue.
+
+    Turns are lost with a broker message, or held by a cluster that was killed
+    after taking them (the ORM broker hands them out again only after `retry`).
+    Only turns still waiting count; those a live cluster holds may be counted
+    short, which costs a spare turn or two: a turn that finds nothing to run
+    does nothing.
+    """
     pending = Chunk.objects.filter(
         status=Chunk.Status.PENDING, batch__status=Batch.Status.IN_PROGRESS
     ).count()
     if not pending:
         return 0
-    broker = get_broker(ENGINE_CLUSTER)
-    queued = (broker.queue_size() or 0) + (broker.lock_size() or 0)
-    missing = max(0, pending - queued)
+    waiting = get_broker(ENGINE_CLUSTER).queue_size() or 0
+    missing = max(0, pending - waiting)
     if missing:
         with transaction.atomic():
             enqueue.engine_turns(missing)

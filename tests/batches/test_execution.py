@@ -192,3 +192,21 @@ def test_finalizing_twice_writes_the_files_once(alice):
     batch.refresh_from_db()
     assert batch.output_file == output_file
     assert File.objects.filter(purpose=File.Purpose.BATCH_OUTPUT).count() == 1
+
+
+def test_a_response_with_a_nul_character_is_stored(alice, monkeypatch):
+    """Models emit NUL now and then; PostgreSQL refuses it in JSON."""
+    from batches.engines.testing import DeterministicTestEngine
+
+    original = DeterministicTestEngine._answer
+
+    def answer_with_nul(engine, request):
+        result = original(engine, request)
+        result.body["choices"][0]["message"]["content"] = "before\x00after"
+        return result
+
+    monkeypatch.setattr(DeterministicTestEngine, "_answer", answer_with_nul)
+    batch = run_all(ingest(alice, chat_requests(2)))
+    assert (batch.status, batch.completed_requests) == (Batch.Status.COMPLETED, 2)
+    (first, _) = read_jsonl(batch.output_file)
+    assert first["response"]["body"]["choices"][0]["message"]["content"] == "before\ufffdafter"

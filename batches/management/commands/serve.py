@@ -12,6 +12,12 @@ from batches.enqueue import ENGINE_CLUSTER
 STOP_TIMEOUT = 30
 
 
+def _lower_priority() -> None:
+    """Run the engine cluster below the API: it is throughput work, the API is
+    latency work, and on one host they share the CPUs."""
+    os.nice(settings.ENGINE_NICE)
+
+
 def _parts() -> dict[str, tuple[list[str], dict[str, str]]]:
     python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
     gunicorn_config = settings.BASE_DIR / "deploy" / "gunicorn"
@@ -47,7 +53,11 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         try:
             for name, (command, extra_env) in parts.items():
-                children[name] = subprocess.Popen(command, env={**os.environ, **extra_env})
+                children[name] = subprocess.Popen(
+                    command,
+                    env={**os.environ, **extra_env},
+                    preexec_fn=_lower_priority if name == "engine" else None,
+                )
                 self.stderr.write(f"serve: started {name} (pid {children[name].pid})")
             api = os.environ.get("API_BIND", "127.0.0.1:4080")
             viewer = os.environ.get("VIEWER_BIND", "127.0.0.1:8001")
