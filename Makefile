@@ -14,7 +14,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install install-test chromium lint
 
-run: install
+run: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py make_tiny_model --if-served --if-missing
@@ -34,6 +34,11 @@ test: install-test
 	fi
 
 install: $(VENV)/.installed-$(ENGINE_EXTRA)
+
+# The quickstart's settings: plain HTTP on localhost and a key made here, once.
+.env:
+	umask 077 && printf 'QUICKSTART=true\nSECRET_KEY=%s\n' \
+		"$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
 
 install-test: $(VENV)/.installed-$(ENGINE_EXTRA),test chromium
 

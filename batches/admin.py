@@ -1,5 +1,5 @@
 from django.contrib import admin, messages
-from django.utils import timezone
+from django.db import models
 from django.utils.html import format_html
 
 from batches import services
@@ -24,6 +24,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "owner__username", "hint"]
     list_select_related = ["owner"]
     readonly_fields = ["key_hash", "hint", "created_at", "last_used_at", "webhook_secret"]
+    # A webhook URL typed without a scheme is https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = [
         "owner",
         "name",
@@ -48,7 +50,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = services.api_keys_revoke(queryset)
         self.message_user(request, f"Revoked {count} key(s).", messages.SUCCESS)
 
 

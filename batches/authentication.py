@@ -1,3 +1,4 @@
+import hmac
 from datetime import timedelta
 
 from django.utils import timezone
@@ -24,12 +25,19 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_incorrect_key_message("")) from None
 
+        digest = ApiKey.hash(raw_key)
         api_key = (
             ApiKey.objects.select_related("owner")
-            .filter(key_hash=ApiKey.hash(raw_key), revoked_at__isnull=True)
+            .filter(key_hash=digest, revoked_at__isnull=True)
             .first()
         )
-        if api_key is None or not api_key.owner.is_active:
+        # The lookup is by hash, so key timing says nothing of the key; compare in
+        # constant time all the same, in case a backend ever matches loosely.
+        if (
+            api_key is None
+            or not hmac.compare_digest(api_key.key_hash, digest)
+            or not api_key.owner.is_active
+        ):
             raise exceptions.AuthenticationFailed(_incorrect_key_message(raw_key))
 
         now = timezone.now()

@@ -12,8 +12,6 @@ MAX_REQUEST_ATTEMPTS; one the engine rejects fails at once.
 """
 
 import logging
-import os
-import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -24,7 +22,7 @@ from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from batches import engines
+from batches import engines, health
 from batches.engines.base import EngineRequest, EngineResult
 from batches.models import Batch, Chunk, Request
 from batches.services import request_finalize
@@ -33,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
 FLUSH_MAX_RESULTS = 512
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+HEARTBEAT_SECONDS = 30
 FAIR_ORDER = (F("batch__priority").desc(), F("batch__last_served_at").asc(nulls_first=True))
 
 _RESULT_FIELDS = [
@@ -123,7 +121,7 @@ def _claim(chunks) -> Chunk | None:
             status=Chunk.Status.PENDING, batch__status=Batch.Status.IN_PROGRESS
         ).update(
             status=Chunk.Status.RUNNING,
-            leased_by=WORKER_ID,
+            leased_by=health.worker_id(),
             lease_expires_at=now + lease(),
             started_at=now,
             attempts=F("attempts") + 1,
@@ -161,7 +159,7 @@ def _run(chunk: Chunk, engine) -> None:
 
     finished = Chunk.Status.CANCELLED if writer.stopped else Chunk.Status.DONE
     with transaction.atomic():
-        closed = Chunk.objects.filter(pk=chunk.pk, leased_by=WORKER_ID).update(
+        closed = Chunk.objects.filter(pk=chunk.pk, leased_by=health.worker_id()).update(
             status=finished, finished_at=timezone.now(), lease_expires_at=None
         )
         if closed:
@@ -221,6 +219,7 @@ class ResultWriter:
         self.attempts: dict[int, int] = {}
         self._buffer: list[EngineResult] = []
         self._last_flush = time.monotonic()
+        self._last_beat = 0.0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="result-writer")
         self._in_flight: Future | None = None
 
@@ -282,7 +281,7 @@ class ResultWriter:
                 final.append(result)
         completed = sum(1 for r in final if r.ok)
         with transaction.atomic():
-            renewed = Chunk.objects.filter(pk=self.chunk.pk, leased_by=WORKER_ID).update(
+            renewed = Chunk.objects.filter(pk=self.chunk.pk, leased_by=health.worker_id()).update(
                 lease_expires_at=now + lease()
             )
             if not renewed:
@@ -299,6 +298,10 @@ class ResultWriter:
                     output_tokens=F("output_tokens") + sum(r.completion_tokens for r in final),
                 )
             status = Batch.objects.values_list("status", flat=True).get(pk=self.chunk.batch_id)
+        if time.monotonic() - self._last_beat > HEARTBEAT_SECONDS:
+            # A worker busy on a long chunk runs no heartbeat task: it beats here.
+            health.beat(f"{health.ENGINE_PREFIX}{health.worker_id()}", model=engines.loaded_model())
+            self._last_beat = time.monotonic()
         self.written += len(final)
         return status
 

@@ -8,10 +8,11 @@ so a request that failed can be retried with its key.
 """
 
 import hashlib
+import json
+import re
 from collections.abc import Callable
 from datetime import timedelta
 
-import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -21,6 +22,9 @@ from batches.errors import ApiError
 from batches.models import IdempotencyKey
 
 HEADER = "Idempotency-Key"
+# Visible ASCII, spaces only inside: what survives every proxy unchanged.
+KEY_PATTERN = r"^[!-~](?:[ -~]{0,253}[!-~])?$"
+_KEY = re.compile(KEY_PATTERN)
 # A first request that never answered (its server died) stops blocking the key.
 ABANDONED_AFTER = timedelta(minutes=5)
 
@@ -33,7 +37,8 @@ def body_hash(*parts: bytes) -> str:
 
 
 def json_hash(data) -> str:
-    return body_hash(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    # The standard library, not orjson: a body may hold integers past 64 bits.
+    return body_hash(json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
 
 
 def idempotent(request, *, endpoint: str, fingerprint: Callable[[], str], create) -> Response:
@@ -41,9 +46,11 @@ def idempotent(request, *, endpoint: str, fingerprint: Callable[[], str], create
     key = request.headers.get(HEADER)
     if key is None:
         return create()
-    if not key or len(key) > 255 or not key.isprintable():
+    if not _KEY.match(key):
         raise ApiError(
-            f"{HEADER} must be 1-255 printable characters.", param=HEADER, code="invalid_value"
+            f"{HEADER} must be 1-255 visible ASCII characters (spaces only inside).",
+            param=HEADER,
+            code="invalid_value",
         )
     owner, now, digest = request.user, timezone.now(), fingerprint()
     IdempotencyKey.objects.filter(

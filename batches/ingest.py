@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 MAX_REPORTED_ERRORS = 100
 MAX_CUSTOM_ID_LENGTH = 512
+# Far beyond any chat request, and inside what orjson writes back (254 levels;
+# it reads 1024) and what the recursive checks below can walk.
+MAX_JSON_DEPTH = 100
 INSERT_BATCH_SIZE = 1000
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -92,6 +95,15 @@ class InputValidator:
             return LineError("invalid_json", f"Line {line} is not valid JSON: {error}.", line)
         if not isinstance(data, dict):
             return LineError("invalid_line", f"Line {line} is not a JSON object.", line)
+        # Counting brackets (in strings too) is cheap and rules out almost every line.
+        if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(
+            data, MAX_JSON_DEPTH
+        ):
+            return LineError(
+                "invalid_json",
+                f"Line {line} nests JSON more than {MAX_JSON_DEPTH} levels deep.",
+                line,
+            )
         if b"\\u0000" in raw and _contains_nul(data):
             return LineError(
                 "invalid_character",
@@ -307,14 +319,15 @@ _INSERTED_FIELDS = ["batch", "line", "custom_id", "body", "status", "attempts"]
 def iter_lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes) for each line; None for a line over the limit.
 
-    An over-long line is skipped in bounded reads, never held in memory.
+    The limit counts the line's content, not its LF or CRLF ending. An
+    over-long line is skipped in bounded reads, never held in memory.
     """
     number = 0
-    while line := handle.readline(max_line_bytes + 1):
+    while line := handle.readline(max_line_bytes + 2):
         number += 1
-        if len(line) > max_line_bytes and not line.endswith(b"\n"):
+        if len(line.removesuffix(b"\n").removesuffix(b"\r")) > max_line_bytes:
             while line and not line.endswith(b"\n"):
-                line = handle.readline(max_line_bytes + 1)
+                line = handle.readline(max_line_bytes + 2)
             yield number, None
         else:
             yield number, line
@@ -363,6 +376,23 @@ def _finish_cancelled(batch: Batch) -> None:
         )
         if cancelled:
             webhooks.notify_batch_ended(batch_id=batch.pk)
+
+
+def _deeper_than(value, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _contains_nul(value) -> bool:

@@ -121,7 +121,14 @@ class Batch(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     endpoint = models.CharField(max_length=40, choices=Endpoint.choices)
     completion_window = models.CharField(max_length=8, default="24h")
-    input_file = models.ForeignKey(File, on_delete=models.PROTECT, related_name="+")
+    input_file = models.ForeignKey(
+        File,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty only for results imported without their input file.",
+    )
     output_file = models.ForeignKey(
         File, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -421,3 +428,17 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.batch} -> {self.url}"
+
+
+class Heartbeat(models.Model):
+    """A process's sign of life: the control cluster's reconciler and each engine
+    worker beat every minute (engine workers also while they run chunks)."""
+
+    name = models.CharField(
+        max_length=200, unique=True, help_text="control, or engine:<host>:<pid>"
+    )
+    beat_at = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True, help_text="e.g. the loaded model")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at:%Y-%m-%d %H:%M:%S}"

@@ -13,7 +13,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_q.brokers import get_broker
 
-from batches import enqueue, webhooks
+from batches import enqueue, health, webhooks
 from batches.enqueue import ENGINE_CLUSTER
 from batches.models import Batch, Chunk
 from batches.services import request_finalize
@@ -25,6 +25,7 @@ TEMP_FILE_MAX_AGE = timedelta(days=1)
 
 def reconcile() -> dict:
     """One pass; returns what it did, for logs and tests."""
+    health.beat(health.CONTROL)
     done = {
         "expired": expire_overdue_batches(),
         "chunks_recovered": recover_lapsed_chunks(),

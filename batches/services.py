@@ -11,7 +11,7 @@ from django.core.files import File as DjangoFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from batches import enqueue
@@ -35,6 +35,11 @@ def api_key_create(
     if webhook_url:
         api_key_set_webhook(api_key=api_key, url=webhook_url)
     return api_key, raw_key
+
+
+def api_keys_revoke(api_keys: QuerySet[ApiKey]) -> int:
+    """Revoke the keys at once (their next request is 401); return how many were live."""
+    return api_keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 
 def api_key_set_webhook(*, api_key: ApiKey, url: str) -> ApiKey:

@@ -1,5 +1,6 @@
 """django-q2 entry points: load by id and call the service, nothing more."""
 
+from batches import health
 from batches.execution import chunk_run_next
 from batches.finalize import batch_finalize
 from batches.ingest import batch_ingest
@@ -25,3 +26,7 @@ def reconcile() -> None:
 
 def deliver_webhook(delivery_id: int) -> None:
     delivery_attempt(delivery_id=delivery_id)
+
+
+def engine_heartbeat() -> None:
+    health.engine_heartbeat()

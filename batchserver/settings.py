@@ -6,10 +6,10 @@ the tiny local model.
 """
 
 import json
-import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,24 +22,32 @@ DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key() -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in DATA_DIR.
-
-    The quickstart needs no configuration; a deployment sets SECRET_KEY.
-    """
-    if key := env.str("SECRET_KEY", default=""):
-        return key
-    key_file = DATA_DIR / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+# The quickstart (`make run`, which writes a .env with QUICKSTART=true and a
+# fresh SECRET_KEY) serves plain HTTP on localhost; everywhere else the server
+# sits behind TLS and its cookies, redirects and HSTS say so.
+QUICKSTART = env.bool("QUICKSTART", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: put it in the environment or in .env (see deploy/.env.example); "
+        "`make run` writes a .env for the quickstart."
+    )
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Security ---------------------------------------------------------------
+# TLS ends at the proxy (deploy/nginx), which says so in X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not QUICKSTART)
+# Probes and scrapers call these over plain HTTP from the host itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not QUICKSTART)
+SESSION_COOKIE_HTTPONLY = True
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if QUICKSTART else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -50,6 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
     "django_filters",
     "import_export",
     "django_q",
@@ -59,6 +68,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it counts what every other layer answers (redirects, 403s, 500s).
+    "batches.health.ApiMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -167,8 +178,40 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "batches.errors.openai_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"create": env.str("CREATE_RATE_LIMIT", default="120/min")},
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batches.errors.IgnoreAcceptHeader",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # OPTIONS would describe views to anyone who asks; the schema does that.
+    "DEFAULT_METADATA_CLASS": None,
     "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Batch Server API",
+    "DESCRIPTION": (
+        "OpenAI-compatible Files and Batches API. Point the official `openai` SDK at "
+        "`http://<host>:4080/v1` with an API key. Every error has OpenAI's shape: "
+        '`{"error": {"message", "type", "param", "code"}}`.'
+    ),
+    "VERSION": "1",
+    # 3.1 is JSON Schema proper: `propertyNames` states the metadata key limits.
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "DEFAULT_GENERATOR_CLASS": "batches.openapi.SchemaGenerator",
+    # Enums stay inline (`object: {enum: [batch]}`), as in OpenAI's own schema.
+    "POSTPROCESSING_HOOKS": ["batches.openapi.drop_enum_ids"],
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+}
+
+# Rate limits count in the database (shared by every process and host); other
+# caching stays in memory (django-q2's statistics, for one).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "batchserver_cache",
+    },
 }
 
 # --- Batches ----------------------------------------------------------------
@@ -198,6 +241,8 @@ IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
 WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=10)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
+# /metrics answers only with `Authorization: Bearer <this>` when set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Engine -----------------------------------------------------------------
 # `vllm` runs the model in the engine worker; `openai` sends requests to

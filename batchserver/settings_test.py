@@ -5,11 +5,15 @@ qcluster and server subprocesses a test starts share it with the test process.
 """
 
 import os
+import secrets
 import tempfile
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="batchserver-test-"))
 # Tests run the deterministic engine unless they ask for vLLM explicitly.
 os.environ.setdefault("ENGINE", "test")
+# The quickstart's plain-HTTP settings, and a key, shared with subprocesses.
+os.environ.setdefault("QUICKSTART", "true")
+os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(40))
 
 from batchserver.settings import *  # noqa: F403
 

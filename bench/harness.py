@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -119,6 +120,8 @@ class Stack:
             "API_BIND": f"127.0.0.1:{self.api_port}",
             "VIEWER_BIND": f"127.0.0.1:{free_port()}",
             "LOG_LEVEL": "WARNING",
+            "QUICKSTART": "true",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40),
             **(env or {}),
         }
         if database_url:

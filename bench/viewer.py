@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,8 @@ def vocabulary(rng: random.Random, size: int = 3000) -> tuple[list[str], list[fl
 
 def setup_django(data_dir: Path, database_url: str | None) -> None:
     os.environ["DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("QUICKSTART", "true")  # plain HTTP on localhost
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
     if database_url:
         os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchserver.settings")

@@ -39,6 +39,7 @@ def test_the_env_example_loads_as_it_is(tmp_path):
         if key not in variables_read_by_the_code() and key != "DJANGO_SETTINGS_MODULE"
     }
     env |= {
+        "SECRET_KEY": "only-the-key-is-required",
         "ENV_FILE": str(BASE / "deploy" / ".env.example"),
         "DATA_DIR": str(tmp_path),
         "DJANGO_SETTINGS_MODULE": "batchserver.settings",

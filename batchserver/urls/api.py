@@ -1,8 +1,10 @@
 """Port 4080: the OpenAI-compatible API. Bearer keys only; no sessions, no admin."""
 
 from django.urls import path
+from drf_spectacular.renderers import OpenApiJsonRenderer
+from drf_spectacular.views import SpectacularAPIView
 
-from batches import apis
+from batches import apis, health
 from batches.errors import json_error_view
 
 urlpatterns = [
@@ -26,6 +28,13 @@ urlpatterns = [
     path("v1/batches/<str:batch_id>/results", apis.BatchResultsApi.as_view()),
     path("v1/models", apis.ModelListApi.as_view()),
     path("v1/models/<path:model>", apis.ModelRetrieveApi.as_view()),
+    path(
+        "v1/openapi.json",
+        SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer], permission_classes=[]),
+    ),
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    path("metrics", health.metrics),
 ]
 
 handler400 = json_error_view(400, "Bad request.", "bad_request")

@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
+from batches import health
 from curation import apis, views
 from exports import views as exports
 
@@ -29,4 +30,6 @@ urlpatterns = [
     path("api/exports/count", exports.count, name="api-export-count"),
     path("api/export-gold-star", exports.export_gold_star, name="api-export-gold-star"),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
 ]

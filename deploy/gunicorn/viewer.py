@@ -12,3 +12,6 @@ graceful_timeout = 30
 accesslog = "-"
 errorlog = "-"
 proc_name = "batchserver-viewer"
+# gunicorn >= 25.1 opens a control socket at one path per user; the API and the
+# viewer would take each other's. Nothing here uses it.
+control_socket_disable = True

@@ -105,6 +105,16 @@ def test_serve_starts_every_part_and_stops_cleanly(subprocess_env, alice_key, tm
         assert login.status_code == 200 and "csrfmiddlewaretoken" in login.text
         assert answers(f"http://127.0.0.1:{api}/admin/login/").status_code == 404
         assert answers(f"http://127.0.0.1:{viewer}/v1/models").status_code == 404
+
+        # /metrics sums the responses counted by every API worker process.
+        for _ in range(10):
+            assert answers(f"http://127.0.0.1:{api}/v1/files").status_code == 401
+        metrics = answers(f"http://127.0.0.1:{api}/metrics").text
+        assert (
+            'batchserver_http_requests_total{method="GET",route="v1/files",status="401"} 10.0'
+            in metrics
+        ), metrics
+        assert answers(f"http://127.0.0.1:{viewer}/healthz").status_code == 200
         children = psutil.Process(serve.pid).children(recursive=True)
         assert len(children) >= 4
 
