@@ -11,17 +11,14 @@ row count). Target: <= 3 s per format, flat memory.
 """
 
 import argparse
-import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import harness
 import httpx
-from viewer import log_in, setup_django
+from viewer import log_in, setup_django, viewer_server
 
 FORMATS = {
     "icl": "format=icl&limit={rows}",
@@ -155,74 +152,31 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="batchserver-bench-exports-"))
-    database_url = None
-    if args.database == "postgres":
-        from ingest import fresh_postgres
-
-        database_url = fresh_postgres()
-    setup_django(data_dir, database_url)
+    setup_django(data_dir, harness.database_url(args.database))
     generate(args.rows)
 
-    port = harness.free_port()
-    env = {
-        **os.environ,
-        "VIEWER_BIND": f"127.0.0.1:{port}",
-        "VIEWER_WORKERS": "1",
-        "LOG_LEVEL": "WARNING",
-    }
-    subprocess.run(
-        [sys.executable, str(harness.ROOT / "manage.py"), "collectstatic", "--noinput", "-v0"],
-        env=env,
-        check=True,
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(harness.ROOT / "deploy/gunicorn/viewer.py"),
-            "--access-logfile",
-            "/dev/null",
-        ],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     results = []
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(base + "/admin/login/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        with httpx.Client(timeout=120) as client:
-            log_in(client, base)
-            import psutil
-
-            viewer = {"viewer": psutil.Process(server.pid)}
-            for name, query in FORMATS.items():
-                measured = {}
-                for label, limit in (("quarter", args.rows // 4), ("all", args.rows)):
-                    # A quarter of the rows: ICL by its limit, the others by
-                    # quality (scores are uniform over 0-100).
-                    extra = "&quality_max=24" if name != "icl" and label == "quarter" else ""
-                    with harness.RssSampler(viewer) as rss:
-                        started = time.perf_counter()
-                        size = 0
-                        with client.stream(
-                            "GET", f"{base}/api/export-gold-star?{query.format(rows=limit)}{extra}"
-                        ) as response:
-                            assert response.status_code == 200, response.read()[:300]
-                            for block in response.iter_bytes():
-                                size += len(block)
-                        elapsed = time.perf_counter() - started
-                    measured[label] = (elapsed, size, rss.peak["viewer"])
-                results.append((name, measured))
-    finally:
-        server.terminate()
-        server.wait()
+    with viewer_server() as (base, process), httpx.Client(timeout=120) as client:
+        log_in(client, base)
+        viewer = {"viewer": process}
+        for name, query in FORMATS.items():
+            measured = {}
+            for label, limit in (("quarter", args.rows // 4), ("all", args.rows)):
+                # A quarter of the rows: ICL by its limit, the others by
+                # quality (scores are uniform over 0-100).
+                extra = "&quality_max=24" if name != "icl" and label == "quarter" else ""
+                with harness.RssSampler(viewer) as rss:
+                    started = time.perf_counter()
+                    size = 0
+                    with client.stream(
+                        "GET", f"{base}/api/export-gold-star?{query.format(rows=limit)}{extra}"
+                    ) as response:
+                        assert response.status_code == 200, response.read()[:300]
+                        for block in response.iter_bytes():
+                            size += len(block)
+                    elapsed = time.perf_counter() - started
+                measured[label] = (elapsed, size, rss.peak["viewer"])
+            results.append((name, measured))
 
     print(f"machine: {harness.machine()}")
     print(f"database: {args.database}; {args.rows} starred results and preference pairs")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -27,6 +28,20 @@ _WORDS = (
     "strong senior role hiring manager interview skills distributed systems ownership mentor "
     "startup growth analytics security reliability stakeholder delivery design review"
 ).split()
+
+
+POSTGRES = "postgres://postgres@127.0.0.1:5432/batchserver_bench"
+
+
+def database_url(choice: str) -> str | None:
+    """The benchmark's database: None for SQLite (in the scratch DATA_DIR), or a
+    fresh PostgreSQL database on the local server."""
+    if choice == "sqlite":
+        return None
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
+        db.execute("DROP DATABASE IF EXISTS batchserver_bench")
+        db.execute("CREATE DATABASE batchserver_bench")
+    return POSTGRES
 
 
 def free_port() -> int:

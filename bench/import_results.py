@@ -18,7 +18,6 @@ from pathlib import Path
 import harness
 import orjson
 import psutil
-from ingest import fresh_postgres
 
 
 def write_output(input_path: Path, output_path: Path) -> None:
@@ -78,8 +77,8 @@ def main() -> None:
     env = {**os.environ, "DATA_DIR": str(work / "data"), "LOG_LEVEL": "WARNING"}
     env.setdefault("QUICKSTART", "true")
     env.setdefault("SECRET_KEY", "bench-only")
-    if options.database == "postgres":
-        env["DATABASE_URL"] = fresh_postgres()
+    if database_url := harness.database_url(options.database):
+        env["DATABASE_URL"] = database_url
     subprocess.run(
         [harness.PYTHON, str(harness.ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True
     )

@@ -13,16 +13,6 @@ import tempfile
 from pathlib import Path
 
 import harness
-import psycopg
-
-POSTGRES = "postgres://postgres@127.0.0.1:5432/batchserver_bench"
-
-
-def fresh_postgres() -> str:
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as db:
-        db.execute("DROP DATABASE IF EXISTS batchserver_bench")
-        db.execute("CREATE DATABASE batchserver_bench")
-    return POSTGRES
 
 
 def main() -> None:
@@ -35,7 +25,7 @@ def main() -> None:
     path = Path(tempfile.mkdtemp()) / "input.jsonl"
     harness.write_requests(path, args.requests, model="tiny-chat", line_bytes=args.line_bytes)
     size = path.stat().st_size
-    database_url = fresh_postgres() if args.database == "postgres" else None
+    database_url = harness.database_url(args.database)
 
     with harness.stack(database_url=database_url, only=["api", "control"]) as server:
         client = server.client()

@@ -20,7 +20,6 @@ from pathlib import Path
 import harness
 import psutil
 import viewer
-from ingest import fresh_postgres
 
 
 def run_purge(data_dir: Path, database_url: str | None, *args: str) -> tuple[float, int, str]:
@@ -49,7 +48,7 @@ def main() -> None:
     options = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="batchserver-bench-purge-"))
-    database_url = fresh_postgres() if options.database == "postgres" else None
+    database_url = harness.database_url(options.database)
     viewer.setup_django(data_dir, database_url)
     from django.utils import timezone
 

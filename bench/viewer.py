@@ -20,10 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import harness
 import httpx
+import psutil
 
 SAMPLES = 60
 
@@ -198,6 +200,42 @@ def generate(results: int, seed: int = 0) -> dict:
     }
 
 
+@contextmanager
+def viewer_server():
+    """The viewer under gunicorn as deployed (one worker), on a free port; yields
+    its base URL and process once it answers."""
+    port = harness.free_port()
+    env = {
+        **os.environ,
+        "VIEWER_BIND": f"127.0.0.1:{port}",
+        "VIEWER_WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    subprocess.run(
+        [sys.executable, str(harness.ROOT / "manage.py"), "collectstatic", "--noinput", "-v0"],
+        env=env,
+        check=True,
+    )
+    config = str(harness.ROOT / "deploy/gunicorn/viewer.py")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", config, "--access-logfile", "/dev/null"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(base + "/admin/login/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield base, psutil.Process(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def log_in(client: httpx.Client, base: str) -> str:
     client.get(f"{base}/admin/login/")
     token = client.cookies["csrftoken"]
@@ -237,49 +275,12 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="batchserver-bench-viewer-"))
-    database_url = None
-    if args.database == "postgres":
-        from ingest import fresh_postgres
-
-        database_url = fresh_postgres()
-    setup_django(data_dir, database_url)
+    setup_django(data_dir, harness.database_url(args.database))
     started = time.perf_counter()
     world = generate(args.results)
     generated = time.perf_counter() - started
 
-    port = harness.free_port()
-    env = {
-        **os.environ,
-        "VIEWER_BIND": f"127.0.0.1:{port}",
-        "VIEWER_WORKERS": "1",
-        "LOG_LEVEL": "WARNING",
-    }
-    subprocess.run(
-        [sys.executable, str(harness.ROOT / "manage.py"), "collectstatic", "--noinput", "-v0"],
-        env=env,
-        check=True,
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(harness.ROOT / "deploy/gunicorn/viewer.py"),
-            "--access-logfile",
-            "/dev/null",
-        ],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(base + "/admin/login/", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with viewer_server() as (base, _):
         rng = random.Random(1)
         with httpx.Client(timeout=30) as client:
             token = log_in(client, base)
@@ -324,9 +325,6 @@ def main() -> None:
                 "star toggle (POST)": star,
             }
             results = {name: timed(call) for name, call in probes.items()}
-    finally:
-        server.terminate()
-        server.wait()
 
     print(f"machine: {harness.machine()}")
     print(f"database: {args.database}; {args.results} results generated in {generated:.0f} s")
