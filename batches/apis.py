@@ -62,7 +62,7 @@ class CompletionWindowField(StrictCharField):
     pass
 
 
-@extend_schema_field({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"})
+@extend_schema_field({"type": "string", "pattern": selectors.PUBLIC_ID_PATTERN})
 class ObjectIdField(StrictCharField):
     """A file or batch id; an id of any other form is not found (404), like a foreign one."""
 
@@ -143,7 +143,7 @@ def method_dispatch(**views):
             return response
         return view(request, *args, **kwargs)
 
-    dispatch.views = views  # read by batches.openapi.schema_patterns
+    dispatch.views = views  # read by batches.openapi._per_method
     return dispatch
 
 
@@ -280,7 +280,9 @@ class FileListApi(APIView):
         return Response(_list_body(files, FileOutputSerializer, has_more))
 
 
-FILE_ID = OpenApiParameter("file_id", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9_-]+$")
+FILE_ID = OpenApiParameter(
+    "file_id", str, OpenApiParameter.PATH, pattern=selectors.PUBLIC_ID_PATTERN
+)
 
 
 class FileRetrieveApi(APIView):
@@ -422,7 +424,9 @@ class BatchOutputSerializer(serializers.Serializer):
 
 
 BatchListSerializer = _list_serializer(BatchOutputSerializer)
-BATCH_ID = OpenApiParameter("batch_id", str, OpenApiParameter.PATH, pattern=r"^[A-Za-z0-9_-]+$")
+BATCH_ID = OpenApiParameter(
+    "batch_id", str, OpenApiParameter.PATH, pattern=selectors.PUBLIC_ID_PATTERN
+)
 
 
 class BatchCreateApi(APIView):

@@ -135,9 +135,9 @@ class ApiMetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         response = self.get_response(request)
-        if getattr(request, "urlconf", None) == settings.API_URLCONF or (
-            settings.ROOT_URLCONF == settings.API_URLCONF
-        ):
+        # The URLconf Django resolved with: the request's own (the API's WSGI
+        # entry point sets it), else ROOT_URLCONF.
+        if getattr(request, "urlconf", settings.ROOT_URLCONF) == settings.API_URLCONF:
             match = request.resolver_match
             route = match.route if match else "unmatched"
             method = request.method if request.method in HTTP_METHODS else "other"

@@ -15,7 +15,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import IO
@@ -166,11 +166,13 @@ def results_import(
         input_file = None
         if input_path is not None:
             input_file = file_store_generated(
-                owner=owner, path=input_copy, filename=input_path.name[:255], expires_at=expires_at
+                owner=owner,
+                path=input_copy,
+                filename=input_path.name[:255],
+                expires_at=expires_at,
+                purpose=File.Purpose.BATCH,
             )
             stored.append(input_file)
-            # The helper registers server-written output; this one is an input.
-            File.objects.filter(pk=input_file.pk).update(purpose=File.Purpose.BATCH)
 
         batch, created = _record(
             owner=owner,
@@ -425,17 +427,8 @@ def _loads(raw: bytes | None):
         return None
 
 
-_STAGED_FIELDS = (
-    "line",
-    "custom_id",
-    "status",
-    "status_code",
-    "response",
-    "error",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-)
+# A staged row: the result's fields in declaration order, then the body.
+_STAGED_FIELDS = tuple(f.name for f in fields(_Result))
 
 
 def _fields(result: _Result) -> list:

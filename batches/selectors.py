@@ -11,7 +11,8 @@ from batches.models import Batch, File
 
 # Public ids are generated (file-…, batch_…); anything else cannot exist, and is
 # answered without a query (PostgreSQL refuses some strings, NUL for one).
-_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PUBLIC_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
+_PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
 def _valid_id(object_id: str) -> bool:

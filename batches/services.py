@@ -95,11 +95,19 @@ def file_create(
     return file
 
 
-def file_store_generated(*, owner: AbstractBaseUser, path: Path, filename: str, expires_at) -> File:
-    """Register a file the server wrote (batch output) and move it into storage."""
+def file_store_generated(
+    *,
+    owner: AbstractBaseUser,
+    path: Path,
+    filename: str,
+    expires_at,
+    purpose: str = File.Purpose.BATCH_OUTPUT,
+) -> File:
+    """Register a file the server wrote (batch output, or an imported file) and
+    move it into storage."""
     file = File(
         owner=owner,
-        purpose=File.Purpose.BATCH_OUTPUT,
+        purpose=purpose,
         filename=filename,
         bytes=path.stat().st_size,
         expires_at=expires_at,

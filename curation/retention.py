@@ -78,7 +78,9 @@ def purge_expired(*, now=None, dry_run: bool = False) -> PurgeReport:
         created_at__lt=now - timedelta(hours=settings.IDEMPOTENCY_KEY_HOURS)
     )
 
-    report = PurgeReport(dry_run=dry_run, kept_curated=old_requests.filter(pk__in=curated).count())
+    report = PurgeReport(
+        dry_run=dry_run, kept_curated=old_requests.filter(pk__in=curated.values("pk")).count()
+    )
     if dry_run:
         report.requests = doomed_requests.count()
         report.batches = doomed_batches.count()
