@@ -22,6 +22,9 @@ run: install .env
 
 test: install-test
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) -m tests.pgcheck "$(POSTGRES_TEST_URL)"; then \
 		echo "== the suite again, on PostgreSQL ($(POSTGRES_TEST_URL))"; \
@@ -52,6 +55,8 @@ chromium:
 lint: install-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -1,10 +1,26 @@
+"""The admin for the batch tables, and for results (Request rows) with the
+reviewers' bulk actions.
+
+Admin modules are wiring, like URLconfs: the results admin calls curation's
+services and records its CSV download as an export, so it imports those apps,
+while batches' models, services and pipeline never do.
+"""
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.db import models
 from django.utils.html import format_html
+from import_export.admin import ExportActionMixin
+from import_export.formats.base_formats import CSV
 
 from batches import services
-from batches.errors import ApiError
-from batches.models import ApiKey, Batch, Chunk, File
+from batches.models import ApiKey, Batch, Chunk, File, Request
+from core.exceptions import ApplicationError
+from curation import services as curation_services
+from curation.models import CategoryChoices, Tag
+from exports.services import export_record_content
+from exports.tabular import ResultResource
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -114,6 +130,112 @@ class BatchAdmin(ReadOnlyAdmin):
             try:
                 services.batch_cancel(batch=batch)
                 cancelled += 1
-            except ApiError:
+            except ApplicationError:
                 refused += 1
         self.message_user(request, f"Cancelling {cancelled} batch(es); {refused} already finished.")
+
+
+class ResultActionForm(ActionForm):
+    """Extra inputs beside the action menu, for the category and tag actions."""
+
+    category = forms.ChoiceField(
+        choices=[("", "category…"), *CategoryChoices.choices], required=False
+    )
+    tag = forms.CharField(
+        max_length=Tag.NAME_MAX_LENGTH,
+        required=False,
+        widget=forms.TextInput({"placeholder": "tag"}),
+    )
+
+
+@admin.register(Request)
+class RequestAdmin(ExportActionMixin, ReadOnlyAdmin):
+    list_display = [
+        "custom_id",
+        "batch",
+        "line",
+        "status",
+        "status_code",
+        "completion_tokens",
+        "starred_by",
+        "quality",
+    ]
+    list_filter = ["status", "batch__model", "annotation__category"]
+    search_fields = ["custom_id", "batch__public_id"]
+    list_select_related = ["batch", "annotation"]
+    action_form = ResultActionForm
+    actions = ["star", "unstar", "set_category", "add_tag"]
+    # "Export selected results" (django-import-export): the CSV export's columns,
+    # formula-safe, and recorded like every other export.
+    resource_classes = [ResultResource]
+    export_formats = [CSV]
+
+    def has_export_permission(self, request):
+        return request.user.is_active and request.user.is_staff
+
+    def get_export_data(self, file_format, request, queryset, **kwargs):
+        data = super().get_export_data(file_format, request, queryset, **kwargs)
+        content = data if isinstance(data, bytes) else data.encode()
+        export_record_content(
+            content=content,
+            filename="results.csv",
+            result_ids=list(queryset.values_list("pk", flat=True)),
+            params={"selected": queryset.count()},
+            user=request.user,
+            origin="admin",
+        )
+        return data
+
+    @admin.display(description="Stars")
+    def starred_by(self, result: Request) -> str:
+        return ", ".join(star.user.get_username() for star in result.stars.all())
+
+    @admin.display(description="Quality", ordering="annotation__quality")
+    def quality(self, result: Request):
+        annotation = getattr(result, "annotation", None)
+        return annotation.quality if annotation else None
+
+    @admin.action(description="Gold-star selected results (as me)")
+    def star(self, request, queryset):
+        count = curation_services.stars_set_bulk(requests=queryset, user=request.user, starred=True)
+        self.message_user(request, f"Starred {count} result(s).", messages.SUCCESS)
+
+    @admin.action(description="Remove my star from selected results")
+    def unstar(self, request, queryset):
+        count = curation_services.stars_set_bulk(
+            requests=queryset, user=request.user, starred=False
+        )
+        self.message_user(request, f"Removed {count} star(s).", messages.SUCCESS)
+
+    @admin.action(description="Set the category of selected results")
+    def set_category(self, request, queryset):
+        category = request.POST.get("category", "")
+        if category not in CategoryChoices.values:
+            self.message_user(request, "Choose a category beside the action.", messages.ERROR)
+            return
+        count = curation_services.annotations_set_category_bulk(
+            requests=queryset, user=request.user, category=category
+        )
+        self.message_user(request, f"Set the category of {count} result(s).", messages.SUCCESS)
+
+    @admin.action(description="Add a tag to selected results")
+    def add_tag(self, request, queryset):
+        tag = request.POST.get("tag", "").strip()
+        if not tag or len(tag) > Tag.NAME_MAX_LENGTH:
+            self.message_user(
+                request,
+                f"Type a tag (1-{Tag.NAME_MAX_LENGTH} characters) beside the action.",
+                messages.ERROR,
+            )
+            return
+        count = curation_services.annotations_add_tag_bulk(
+            requests=queryset, user=request.user, tag_name=tag
+        )
+        self.message_user(request, f"Tagged {count} result(s) with {tag}.", messages.SUCCESS)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).prefetch_related("stars__user")
+        # Bodies and responses are large; the change list never loads them.
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("body", "response")
+        return queryset

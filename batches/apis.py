@@ -5,93 +5,41 @@ with an output serializer. Errors are raised and rendered by
 batches.errors.openai_exception_handler.
 """
 
-import hashlib
 import time
 
 import orjson
 from django.conf import settings
 from django.http import FileResponse, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_field,
-    extend_schema_serializer,
-    inline_serializer,
-)
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema, extend_schema_serializer, inline_serializer
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batches import idempotency, selectors, services
+from batches import files, idempotency, selectors, services
 from batches.engines import served_models
-from batches.errors import ApiError, NotFound, json_error_view
-from batches.finalize import output_lines
-from batches.models import Batch, File
-from batches.openapi import Constant, error_responses
+from batches.errors import json_error_view
+from batches.models import File
+from batches.openapi import BATCH_ID, FILE_ID, IDEMPOTENCY_KEY, JSONL_DOWNLOAD, error_responses
+from batches.pipeline.finalize import output_lines
+from batches.serializers import (
+    BatchListSerializer,
+    BatchOutputSerializer,
+    CompletionWindowField,
+    Constant,
+    EndpointField,
+    FileListSerializer,
+    FileOutputSerializer,
+    JsonlUploadField,
+    Metadata,
+    ModelOutputSerializer,
+    ObjectIdField,
+    list_body,
+)
 from batches.throttling import CreateRateThrottle
+from core.exceptions import ApplicationError, NotFound
 
 STARTED_AT = int(time.time())
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class UnixTime(serializers.Field):
-    def to_representation(self, value):
-        return int(value.timestamp())
-
-
-class StrictCharField(serializers.CharField):
-    """A string, and only a string: DRF's CharField would turn 5 into "5"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            raise serializers.ValidationError("must be a string.")
-        return super().to_internal_value(data)
-
-
-# The service checks these values (its errors name the accepted ones); the schema lists them.
-@extend_schema_field({"type": "string", "enum": Batch.Endpoint.values})
-class EndpointField(StrictCharField):
-    pass
-
-
-@extend_schema_field({"type": "string", "enum": ["24h"]})
-class CompletionWindowField(StrictCharField):
-    pass
-
-
-@extend_schema_field({"type": "string", "pattern": selectors.PUBLIC_ID_PATTERN})
-class ObjectIdField(StrictCharField):
-    """A file or batch id; an id of any other form is not found (404), like a foreign one."""
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "maxProperties": 16,
-        "propertyNames": {"maxLength": 64, "pattern": "^[^\\x00]*$"},
-        "additionalProperties": {"type": "string", "maxLength": 512, "pattern": "^[^\\x00]*$"},
-    }
-)
-class Metadata(serializers.DictField):
-    """OpenAI's metadata: at most 16 pairs, keys ≤ 64 characters, values ≤ 512."""
-
-    child = StrictCharField(max_length=512, allow_blank=True, trim_whitespace=False)
-
-    def to_internal_value(self, data):
-        metadata = super().to_internal_value(data)
-        if len(metadata) > 16:
-            raise serializers.ValidationError("at most 16 key-value pairs are allowed.")
-        for key in metadata:
-            if "\x00" in key:
-                raise serializers.ValidationError("keys may not contain NUL characters.")
-            if len(key) > 64:
-                raise serializers.ValidationError(
-                    f"key {key[:20]!r}… is longer than 64 characters."
-                )
-        return metadata
 
 
 def _plain(query_dict) -> dict:
@@ -101,32 +49,6 @@ def _plain(query_dict) -> dict:
     or `expires_after[seconds]=` through as if they had not been sent.
     """
     return query_dict.dict() if hasattr(query_dict, "dict") else dict(query_dict)
-
-
-def _list_serializer(item_serializer_class) -> serializers.Serializer:
-    """The schema of OpenAI's list envelope around `item_serializer_class`."""
-    name = item_serializer_class.__name__.removesuffix("OutputSerializer")
-    return inline_serializer(
-        f"{name}List",
-        {
-            "object": Constant("list"),
-            "data": item_serializer_class(many=True),
-            "first_id": serializers.CharField(allow_null=True),
-            "last_id": serializers.CharField(allow_null=True),
-            "has_more": serializers.BooleanField(),
-        },
-    )
-
-
-def _list_body(objects: list, serializer_class, has_more: bool) -> dict:
-    data = serializer_class(objects, many=True).data
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
 
 
 def method_dispatch(**views):
@@ -148,45 +70,6 @@ def method_dispatch(**views):
 
 
 # --- Files -------------------------------------------------------------------
-
-
-@extend_schema_serializer(component_name="File")
-class FileOutputSerializer(serializers.Serializer):
-    id = serializers.CharField(source="public_id")
-    object = Constant("file")
-    bytes = serializers.IntegerField()
-    created_at = UnixTime()
-    expires_at = UnixTime(allow_null=True)
-    filename = serializers.CharField()
-    purpose = serializers.ChoiceField(choices=File.Purpose.choices)
-    # Uploads are validated when a batch reads them, so a stored file is processed.
-    status = Constant("processed")
-    status_details = serializers.SerializerMethodField()
-
-    def get_status_details(self, file) -> str | None:
-        return None
-
-
-FileListSerializer = _list_serializer(FileOutputSerializer)
-
-
-@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
-class JsonlUploadField(serializers.FileField):
-    """The uploaded JSONL, streamed to a temporary file; empty files are refused."""
-
-    def __init__(self, **kwargs):
-        super().__init__(allow_empty_file=False, **kwargs)
-
-
-IDEMPOTENCY_KEY = OpenApiParameter(
-    idempotency.HEADER,
-    {"type": "string", "pattern": idempotency.KEY_PATTERN},
-    OpenApiParameter.HEADER,
-    description=(
-        "Repeating a create with the same key and body returns the first result; "
-        "the same key with another body is 422."
-    ),
-)
 
 
 class FileCreateApi(APIView):
@@ -220,11 +103,11 @@ class FileCreateApi(APIView):
     def post(self, request):
         data = request.data  # parses the multipart body, streaming the file to disk
         if getattr(request, "upload_too_large", False):  # set by LimitedTemporaryFileUploadHandler
-            raise ApiError(
+            raise ApplicationError(
                 f"The file is larger than the {settings.MAX_UPLOAD_BYTES} byte limit.",
                 param="file",
                 code="file_too_large",
-                status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status=413,
             )
         serializer = self.InputSerializer(data=_plain(data))
         serializer.is_valid(raise_exception=True)
@@ -233,12 +116,10 @@ class FileCreateApi(APIView):
         def fingerprint() -> str:
             # The file's bytes (read back from the temporary file) and the fields.
             fields["file"].seek(0)
-            digest = hashlib.sha256()
-            while block := fields["file"].read(1 << 20):
-                digest.update(block)
+            content = bytes.fromhex(files.sha256_of(fields["file"]))
             fields["file"].seek(0)
             others = {k: v for k, v in fields.items() if k != "file"}
-            return idempotency.body_hash(digest.digest(), orjson.dumps(others))
+            return idempotency.body_hash(content, orjson.dumps(others))
 
         def create() -> Response:
             file = services.file_create(
@@ -277,12 +158,7 @@ class FileListApi(APIView):
             limit=filters.validated_data["limit"],
             order=filters.validated_data["order"],
         )
-        return Response(_list_body(files, FileOutputSerializer, has_more))
-
-
-FILE_ID = OpenApiParameter(
-    "file_id", str, OpenApiParameter.PATH, pattern=selectors.PUBLIC_ID_PATTERN
-)
+        return Response(list_body(files, FileOutputSerializer, has_more))
 
 
 class FileRetrieveApi(APIView):
@@ -320,11 +196,6 @@ class FileDeleteApi(APIView):
         return Response({"id": file.public_id, "object": "file", "deleted": True})
 
 
-JSONL_DOWNLOAD = OpenApiResponse(
-    {"type": "string", "format": "binary"}, description="The file's bytes (JSONL)."
-)
-
-
 class FileContentApi(APIView):
     @extend_schema(
         operation_id="downloadFile",
@@ -352,81 +223,6 @@ def _file_download(file: File) -> FileResponse:
 
 
 # --- Batches -----------------------------------------------------------------
-
-
-class BatchErrorsSerializer(serializers.Serializer):
-    class LineErrorSerializer(serializers.Serializer):
-        code = serializers.CharField()
-        message = serializers.CharField()
-        param = serializers.CharField(allow_null=True, required=False)
-        line = serializers.IntegerField(allow_null=True, required=False)
-
-    object = Constant("list")
-    data = LineErrorSerializer(many=True)
-
-
-class RequestCountsSerializer(serializers.Serializer):
-    total = serializers.IntegerField(source="total_requests")
-    completed = serializers.IntegerField(source="completed_requests")
-    failed = serializers.IntegerField(source="failed_requests")
-
-
-class UsageSerializer(serializers.Serializer):
-    input_tokens = serializers.IntegerField()
-    input_tokens_details = inline_serializer(
-        "InputTokensDetails", {"cached_tokens": serializers.IntegerField()}, source="*"
-    )
-    output_tokens = serializers.IntegerField()
-    # No served model reasons in hidden tokens.
-    output_tokens_details = inline_serializer(
-        "OutputTokensDetails", {"reasoning_tokens": Constant(0)}, source="*"
-    )
-    total_tokens = serializers.SerializerMethodField()
-
-    def get_total_tokens(self, batch) -> int:
-        return batch.input_tokens + batch.output_tokens
-
-
-@extend_schema_serializer(component_name="Batch")
-class BatchOutputSerializer(serializers.Serializer):
-    id = serializers.CharField(source="public_id")
-    object = Constant("batch")
-    endpoint = serializers.CharField()
-    model = serializers.SerializerMethodField()
-    errors = serializers.SerializerMethodField()
-    # Imported batches (import_results) may have no input file.
-    input_file_id = serializers.CharField(source="input_file.public_id", allow_null=True)
-    completion_window = serializers.CharField()
-    status = serializers.ChoiceField(choices=Batch.Status.choices)
-    output_file_id = serializers.CharField(source="output_file.public_id", allow_null=True)
-    error_file_id = serializers.CharField(source="error_file.public_id", allow_null=True)
-    created_at = UnixTime()
-    in_progress_at = UnixTime(allow_null=True)
-    expires_at = UnixTime()
-    finalizing_at = UnixTime(allow_null=True)
-    completed_at = UnixTime(allow_null=True)
-    failed_at = UnixTime(allow_null=True)
-    expired_at = UnixTime(allow_null=True)
-    cancelling_at = UnixTime(allow_null=True)
-    cancelled_at = UnixTime(allow_null=True)
-    request_counts = RequestCountsSerializer(source="*")
-    usage = UsageSerializer(source="*")
-    metadata = serializers.DictField(child=serializers.CharField(), allow_null=True)
-
-    def get_model(self, batch) -> str | None:
-        return batch.model or None
-
-    @extend_schema_field(BatchErrorsSerializer(allow_null=True))
-    def get_errors(self, batch) -> dict | None:
-        if not batch.errors:
-            return None
-        return {"object": "list", "data": batch.errors}
-
-
-BatchListSerializer = _list_serializer(BatchOutputSerializer)
-BATCH_ID = OpenApiParameter(
-    "batch_id", str, OpenApiParameter.PATH, pattern=selectors.PUBLIC_ID_PATTERN
-)
 
 
 class BatchCreateApi(APIView):
@@ -499,7 +295,7 @@ class BatchListApi(APIView):
             after=filters.validated_data.get("after"),
             limit=filters.validated_data["limit"],
         )
-        return Response(_list_body(batches, BatchOutputSerializer, has_more))
+        return Response(list_body(batches, BatchOutputSerializer, has_more))
 
 
 class BatchRetrieveApi(APIView):
@@ -556,30 +352,13 @@ class BatchResultsApi(APIView):
             return StreamingHttpResponse(
                 output_lines(batch), content_type="application/octet-stream"
             )
-        if not batch.is_terminal:
-            raise ApiError(
-                f"Batch {batch.public_id} is {batch.status}; results are available "
-                "once it has finished (or as they come with ?partial=true).",
-                param="batch_id",
-                code="batch_not_finished",
-                status_code=status.HTTP_409_CONFLICT,
-            )
-        if batch.output_file is None:
+        output = selectors.batch_output_file(owner=request.user, batch=batch)
+        if output is None:
             return HttpResponse(b"", content_type="application/octet-stream")
-        # The same answers as files.content: 404 once deleted or expired.
-        output = selectors.file_get(owner=request.user, file_id=batch.output_file.public_id)
         return _file_download(output)
 
 
 # --- Models ------------------------------------------------------------------
-
-
-@extend_schema_serializer(component_name="Model")
-class ModelOutputSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    object = Constant("model")
-    created = serializers.IntegerField()
-    owned_by = serializers.CharField()
 
 
 def _model_body(name: str) -> dict:

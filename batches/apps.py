@@ -20,7 +20,7 @@ def ensure_schedules(**kwargs) -> None:
     for name, func, cluster, every in (
         (RECONCILE_SCHEDULE, "batches.tasks.reconcile", None, Schedule.MINUTES),
         (ENGINE_HEARTBEAT_SCHEDULE, "batches.tasks.engine_heartbeat", "engine", Schedule.MINUTES),
-        (PURGE_SCHEDULE, "curation.tasks.purge_expired", None, Schedule.DAILY),
+        (PURGE_SCHEDULE, "batches.tasks.purge_expired", None, Schedule.DAILY),
     ):
         Schedule.objects.update_or_create(
             name=name,

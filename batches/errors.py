@@ -1,5 +1,10 @@
-"""Every /v1 error leaves in OpenAI's envelope:
+"""The /v1 surface's errors: every one leaves in OpenAI's envelope,
 `{"error": {"message", "type", "param", "code"}}`.
+
+Services raise core.exceptions.ApplicationError; DRF raises its own
+exceptions (validation, authentication, throttling); Django raises Http404 and
+PermissionDenied. openai_exception_handler renders all of them, and
+json_error_view answers for what never reaches a DRF view.
 """
 
 import logging
@@ -10,47 +15,15 @@ from rest_framework import exceptions, status
 from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.response import Response
 
+from core.exceptions import ApplicationError, error_body, error_type
+
 logger = logging.getLogger(__name__)
-
-
-class ApiError(exceptions.APIException):
-    """An error with an OpenAI type, param and code."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    error_type = "invalid_request_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        status_code: int | None = None,
-    ):
-        super().__init__(message)
-        self.message = message
-        self.param = param
-        self.code = code
-        if status_code is not None:
-            self.status_code = status_code
-
-
-class NotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
-
-    def __init__(self, object_name: str, object_id: str, *, param: str = "id"):
-        super().__init__(f"No such {object_name}: {object_id}", param=param, code="not_found")
-
-
-def error_body(message: str, *, type: str, param=None, code=None) -> dict:
-    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 def openai_exception_handler(exc, context):
     """DRF exception handler: every exception, expected or not, in the envelope."""
-    if isinstance(exc, ApiError):
-        body = error_body(exc.message, type=exc.error_type, param=exc.param, code=exc.code)
-        return Response(body, status=exc.status_code)
+    if isinstance(exc, ApplicationError):
+        return Response(exc.as_body(), status=exc.status)
 
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -68,7 +41,7 @@ def openai_exception_handler(exc, context):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):
             headers["Retry-After"] = str(int(exc.wait))
-        error_type, code = _TYPES_BY_STATUS.get(exc.status_code, ("invalid_request_error", None))
+        code = _CODES_BY_STATUS.get(exc.status_code)
         if isinstance(exc, exceptions.NotAuthenticated):
             message = (
                 "You didn't provide an API key. Provide it in the Authorization header "
@@ -76,7 +49,7 @@ def openai_exception_handler(exc, context):
             )
         else:
             message = str(exc.detail)
-        body = error_body(message, type=error_type, code=code)
+        body = error_body(message, type=error_type(exc.status_code), code=code)
         return Response(body, status=exc.status_code, headers=headers)
 
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
@@ -87,16 +60,15 @@ _SERVER_ERROR = error_body(
     "The server had an error while processing your request.", type="server_error"
 )
 
-_TYPES_BY_STATUS = {
-    400: ("invalid_request_error", None),
-    401: ("invalid_request_error", "invalid_api_key"),
-    403: ("invalid_request_error", "permission_denied"),
-    404: ("invalid_request_error", "not_found"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    406: ("invalid_request_error", "not_acceptable"),
-    413: ("invalid_request_error", "request_too_large"),
-    415: ("invalid_request_error", "unsupported_media_type"),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
+_CODES_BY_STATUS = {
+    401: "invalid_api_key",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limit_exceeded",
 }
 
 
@@ -119,8 +91,8 @@ def json_error_view(status_code: int, message: str, code: str):
     """A plain Django view for URLs outside DRF (unknown paths, crashes)."""
 
     def view(request, exception=None):
-        error_type = "server_error" if status_code >= 500 else "invalid_request_error"
-        return JsonResponse(error_body(message, type=error_type, code=code), status=status_code)
+        body = error_body(message, type=error_type(status_code), code=code)
+        return JsonResponse(body, status=status_code)
 
     return view
 

@@ -2,7 +2,8 @@
 
 /healthz answers while the process runs. /readyz answers 200 when the database
 answers, the control cluster has beaten within the last three minutes, and an
-engine worker has beaten with a model loaded; 503 otherwise, with what failed.
+engine worker has beaten with a model loaded (batches.pipeline.heartbeats);
+503 otherwise, with what failed.
 /metrics reads the batch figures from the database at scrape time, so every
 process reports the same numbers. The API's HTTP responses are counted in each
 worker process; under gunicorn, prometheus_client's multiprocess mode sums the
@@ -10,7 +11,6 @@ workers' counts (deploy/gunicorn/api.py sets its directory up).
 """
 
 import os
-import socket
 import time
 from datetime import timedelta
 
@@ -28,12 +28,9 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 
-from batches import engines
-from batches.models import Batch, Chunk, Heartbeat, WebhookDelivery
+from batches.models import Batch, Chunk, WebhookDelivery
+from batches.pipeline import heartbeats
 
-STALE = timedelta(minutes=3)
-CONTROL = "control"
-ENGINE_PREFIX = "engine:"
 CHUNK_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 BATCH_BUCKETS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 HTTP_METHODS = {"GET", "HEAD", "POST", "DELETE", "OPTIONS", "PUT", "PATCH"}
@@ -54,28 +51,6 @@ HTTP_DURATION = Histogram(
 )
 
 
-def worker_id() -> str:
-    """This process, as chunk leases and heartbeats name it (computed per call:
-    a module-level value would keep the pid of a process that forked)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def beat(name: str, **details) -> None:
-    Heartbeat.objects.update_or_create(
-        name=name, defaults={"beat_at": timezone.now(), "details": details}
-    )
-
-
-def engine_heartbeat() -> None:
-    """An engine worker's beat (a schedule on the engine cluster). It also loads
-    the first served model when none is, so the first batch does not wait."""
-    loaded = engines.loaded_model()
-    if loaded is None and engines.served_models():
-        engines.get_engine(engines.served_models()[0])
-        loaded = engines.loaded_model()
-    beat(f"{ENGINE_PREFIX}{worker_id()}", model=loaded)
-
-
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
@@ -89,13 +64,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception as error:
         checks["database"] = f"unreachable: {type(error).__name__}"
         return JsonResponse({"status": "unready", "checks": checks}, status=503)
-    fresh = Heartbeat.objects.filter(beat_at__gte=timezone.now() - STALE)
-    checks["control"] = "ok" if fresh.filter(name=CONTROL).exists() else "no recent heartbeat"
-    engines_up = [
-        beat.details.get("model")
-        for beat in fresh.filter(name__startswith=ENGINE_PREFIX)
-        if beat.details.get("model")
-    ]
+    checks["control"] = "ok" if heartbeats.control_alive() else "no recent heartbeat"
+    engines_up = heartbeats.engine_models()
     checks["engine"] = (
         f"ok ({len(engines_up)} worker(s), {', '.join(sorted(set(engines_up)))})"
         if engines_up

@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 
-from batches.errors import ApiError
 from batches.models import IdempotencyKey
+from core.exceptions import ApplicationError, Conflict
 
 HEADER = "Idempotency-Key"
 # Visible ASCII, spaces only inside: what survives every proxy unchanged.
@@ -47,7 +47,7 @@ def idempotent(request, *, endpoint: str, fingerprint: Callable[[], str], create
     if key is None:
         return create()
     if not _KEY.match(key):
-        raise ApiError(
+        raise ApplicationError(
             f"{HEADER} must be 1-255 visible ASCII characters (spaces only inside).",
             param=HEADER,
             code="invalid_value",
@@ -83,18 +83,17 @@ def idempotent(request, *, endpoint: str, fingerprint: Callable[[], str], create
 
 def _replay(record: IdempotencyKey, digest: str) -> Response:
     if record.body_hash != digest:
-        raise ApiError(
+        raise ApplicationError(
             f"This {HEADER} was used with a different request body.",
             param=HEADER,
             code="idempotency_key_reused",
-            status_code=422,
+            status=422,
         )
     if record.status_code is None:
-        raise ApiError(
+        raise Conflict(
             f"A request with this {HEADER} is still being processed; retry shortly.",
             param=HEADER,
             code="idempotency_key_in_use",
-            status_code=409,
         )
     return Response(
         record.response, status=record.status_code, headers={"Idempotent-Replayed": "true"}

@@ -11,40 +11,44 @@ records the SHA-256 of the file's bytes in `metadata.import_sha256`, and an
 import first looks for a batch of the owner's with that digest.
 """
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from batches.errors import error_body
-from batches.ingest import (
-    INSERT_BATCH_SIZE,
-    MAX_CUSTOM_ID_LENGTH,
-    UTF8_BOM,
-    _contains_nul,
+from batches.files import copy_hashing, delete_stored, scratch_dir
+from batches.jsonl import (
+    MAX_REPORTED_LINES,
+    contains_nul,
     iter_lines,
+    loads_or_none,
+    without_bom,
 )
 from batches.models import Batch, File, Request
-from batches.services import data_tmp_dir, file_store_generated
+from batches.pipeline.ingest import INSERT_BATCH_SIZE
+from batches.services import file_store_generated
+from core.exceptions import ApplicationError, error_body
 
-MAX_REPORTED_SKIPS = 100
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 # Token counts must fit the PositiveIntegerField columns on every database.
 _MAX_COUNT = 2**31 - 1
 
 
-class ResultsImportError(Exception):
+class ResultsImportError(ApplicationError):
     """The file cannot be imported at all (as opposed to single lines skipped)."""
+
+    code = "invalid_import"
 
 
 @dataclass(frozen=True)
@@ -61,12 +65,12 @@ class ImportReport:
     completed: int = 0
     failed: int = 0
     skipped: int = 0
-    # The first MAX_REPORTED_SKIPS skipped lines; `skipped` counts them all.
+    # The first MAX_REPORTED_LINES skipped lines; `skipped` counts them all.
     skipped_lines: list[SkippedLine] = field(default_factory=list)
 
     def skip(self, line: int, reason: str) -> None:
         self.skipped += 1
-        if len(self.skipped_lines) < MAX_REPORTED_SKIPS:
+        if len(self.skipped_lines) < MAX_REPORTED_LINES:
             self.skipped_lines.append(SkippedLine(line, reason))
 
 
@@ -96,7 +100,7 @@ def results_import(
     *,
     output_path: Path,
     input_path: Path | None,
-    owner: AbstractBaseUser,
+    owner: "User",
     model: str | None,
     endpoint: str,
     progress: Callable[[int], None] | None = None,
@@ -114,7 +118,7 @@ def results_import(
             f"Unknown endpoint {endpoint!r}: use {' or '.join(Batch.Endpoint.values)}."
         )
     report = ImportReport()
-    tmp = data_tmp_dir()
+    tmp = scratch_dir()
     token = secrets.token_hex(8)
     output_copy = tmp / f"import-{token}-output.jsonl"
     input_copy = tmp / f"import-{token}-input.jsonl"
@@ -126,7 +130,7 @@ def results_import(
         # database (on SQLite, every writer) for as long as the disk takes.
         # file_store_generated moves the file it stores, so it gets a copy;
         # the digest is of exactly the bytes stored.
-        sha256 = _copy_hashing(output_path, output_copy)
+        sha256 = copy_hashing(output_path, output_copy)
         existing = _imported_batch(owner=owner, sha256=sha256)
         if existing is not None:
             return _already_imported(existing)
@@ -134,7 +138,7 @@ def results_import(
         index: dict[str, int] = {}
         input_model = None
         if input_path is not None:
-            _copy_hashing(input_path, input_copy)
+            copy_hashing(input_path, input_copy)
             index, input_model = _index_input(input_copy)
         batch_model = _first_response_model(output_copy) or model or input_model
         if not batch_model:
@@ -187,19 +191,19 @@ def results_import(
         )
         if not created:
             # Another import of the same file won the race while this one parsed.
-            _delete_files(stored)
+            delete_stored(stored)
             return _already_imported(batch)
         report.batch_id = batch.public_id
         return report
     except BaseException:
-        _delete_files(stored)
+        delete_stored(stored)
         raise
     finally:
         for path in (output_copy, input_copy, staging):
             path.unlink(missing_ok=True)
 
 
-def _imported_batch(*, owner: AbstractBaseUser, sha256: str) -> Batch | None:
+def _imported_batch(*, owner: "User", sha256: str) -> Batch | None:
     return Batch.objects.filter(owner=owner, metadata__import_sha256=sha256).order_by("pk").first()
 
 
@@ -213,21 +217,11 @@ def _already_imported(batch: Batch) -> ImportReport:
     )
 
 
-def _copy_hashing(source: Path, target: Path) -> str:
-    """Copy `source` to `target` in blocks; return the SHA-256 of the bytes."""
-    digest = hashlib.sha256()
-    with open(source, "rb") as src, open(target, "wb") as dst:
-        while block := src.read(1 << 20):
-            digest.update(block)
-            dst.write(block)
-    return digest.hexdigest()
-
-
 def _lines(handle: IO[bytes]):
     """(line number, bytes or None if over-long, offset of the next line)."""
     for number, raw in iter_lines(handle, settings.MAX_LINE_BYTES):
-        if raw is not None and number == 1 and raw.startswith(UTF8_BOM):
-            raw = raw[len(UTF8_BOM) :]
+        if raw is not None and number == 1:
+            raw = without_bom(raw)
         yield number, raw, handle.tell()
 
 
@@ -239,7 +233,7 @@ def _index_input(path: Path) -> tuple[dict[str, int], str | None]:
     with open(path, "rb") as handle:
         offset = 0
         for _, raw, next_offset in _lines(handle):
-            data = _loads(raw)
+            data = loads_or_none(raw)
             if isinstance(data, dict) and isinstance(body := data.get("body"), dict):
                 custom_id = data.get("custom_id")
                 if isinstance(custom_id, str) and custom_id and custom_id not in index:
@@ -254,7 +248,7 @@ def _first_response_model(path: Path) -> str | None:
     """The `model` of the first response body that names one (usually line 1)."""
     with open(path, "rb") as handle:
         for _, raw, _ in _lines(handle):
-            data = _loads(raw)
+            data = loads_or_none(raw)
             response = data.get("response") if isinstance(data, dict) else None
             body = response.get("body") if isinstance(response, dict) else None
             if isinstance(body, dict) and isinstance(body.get("model"), str) and body["model"]:
@@ -299,7 +293,7 @@ def _stage_rows(
                 report.skip(number, f"custom_id {result.custom_id!r} appears on an earlier line")
                 continue
             seen.add(result.custom_id)
-            body = placeholder
+            body: dict | str = placeholder
             if inputs is not None:
                 body = _input_body(inputs, index, result.custom_id)
                 if isinstance(body, str):
@@ -323,11 +317,9 @@ def _input_body(inputs: IO[bytes], index: dict[str, int], custom_id: str) -> dic
     if offset is None:
         return f"custom_id {custom_id!r} is not in the input file"
     inputs.seek(offset)
-    raw = inputs.readline()
-    if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM) :]
+    raw = without_bom(inputs.readline())
     data = orjson.loads(raw)  # Parsed once already by _index_input.
-    if b"\\u0000" in raw and _contains_nul(data["body"]):
+    if b"\\u0000" in raw and contains_nul(data["body"]):
         return f"the input line of {custom_id!r} contains a NUL character, which cannot be stored"
     return data["body"]
 
@@ -340,21 +332,29 @@ def _parse_result(number: int, raw: bytes | None) -> _Result | str | None:
         return None
     try:
         data = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        return f"not valid JSON: {error}"
+    except orjson.JSONDecodeError as decode_error:
+        return f"not valid JSON: {decode_error}"
     if not isinstance(data, dict):
         return "not a JSON object"
-    if b"\\u0000" in raw and _contains_nul(data):
+    if b"\\u0000" in raw and contains_nul(data):
         return "contains a NUL character (\\u0000), which cannot be stored"
     custom_id = data.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id:
         return "no custom_id (a non-empty string)"
-    if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
-        return f"custom_id is longer than {MAX_CUSTOM_ID_LENGTH} characters"
+    if len(custom_id) > Request.CUSTOM_ID_MAX_LENGTH:
+        return f"custom_id is longer than {Request.CUSTOM_ID_MAX_LENGTH} characters"
 
     response, error = data.get("response"), data.get("error")
-    failed = {"line": number, "custom_id": custom_id, "status": Request.Status.FAILED}
-    no_tokens = {"prompt_tokens": None, "completion_tokens": None, "cached_tokens": None}
+    failed: dict[str, Any] = {
+        "line": number,
+        "custom_id": custom_id,
+        "status": Request.Status.FAILED,
+    }
+    no_tokens: dict[str, Any] = {
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "cached_tokens": None,
+    }
     if response is None:
         # Our cancelled/expired/not-run lines: no response, an {code, message} error.
         if error is None:
@@ -373,7 +373,9 @@ def _parse_result(number: int, raw: bytes | None) -> _Result | str | None:
     if status_code == 200:
         if not isinstance(body, dict):
             return "status 200 without a response body"
-        usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        usage = body.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
         details = usage.get("prompt_tokens_details")
         return _Result(
             line=number,
@@ -418,15 +420,6 @@ def _count(value) -> int | None:
     return None
 
 
-def _loads(raw: bytes | None):
-    if not raw or raw.isspace():
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-
-
 # A staged row: the result's fields in declaration order, then the body.
 _STAGED_FIELDS = tuple(f.name for f in fields(_Result))
 
@@ -438,7 +431,7 @@ def _fields(result: _Result) -> list:
 @transaction.atomic
 def _record(
     *,
-    owner: AbstractBaseUser,
+    owner: "User",
     endpoint: str,
     model: str,
     metadata: dict,
@@ -494,10 +487,3 @@ def _record(
                 pending = []
     Request.objects.bulk_create(pending)
     return batch, True
-
-
-def _delete_files(files: list[File]) -> None:
-    for file in files:
-        file.content.delete(save=False)
-        file.delete()
-    files.clear()

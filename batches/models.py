@@ -83,7 +83,7 @@ class File(models.Model):
             ),
         ]
         indexes = [
-            # files_for_owner(): the owner's live files, newest first.
+            # selectors.files_list(): the owner's live files, newest first.
             models.Index(
                 fields=["owner", "-id"],
                 condition=Q(deleted_at__isnull=True),
@@ -206,7 +206,7 @@ class Batch(models.Model):
             ),
         ]
         indexes = [
-            # batches_for_owner(): the owner's batches, newest first.
+            # selectors.batches_list(): the owner's batches, newest first.
             models.Index(fields=["owner", "-id"], name="batches_batch_owner"),
             models.Index(fields=["status"], name="batches_batch_status"),
         ]
@@ -285,9 +285,11 @@ class Request(models.Model):
 
     Status = RequestStatus
 
+    CUSTOM_ID_MAX_LENGTH = 512
+
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="requests")
     line = models.PositiveIntegerField(help_text="1-based line number in the input file.")
-    custom_id = models.CharField(max_length=512)
+    custom_id = models.CharField(max_length=CUSTOM_ID_MAX_LENGTH)
     body = models.JSONField()
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -14,8 +14,11 @@ from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerFieldExtension,
 )
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
+
+from batches import idempotency, selectors
+from batches.serializers import Constant
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -28,17 +31,6 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key from create_api_key.",
         }
-
-
-class Constant(serializers.Field):
-    """A field that is always `value`: OpenAI's `object: "file"` and the like."""
-
-    def __init__(self, value, **kwargs):
-        self.value = value
-        super().__init__(source="*", read_only=True, **kwargs)
-
-    def to_representation(self, instance):
-        return self.value
 
 
 class ConstantScheme(OpenApiSerializerFieldExtension):
@@ -77,6 +69,28 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
         status: OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[status])
         for status in sorted({401, *statuses})
     }
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    idempotency.HEADER,
+    {"type": "string", "pattern": idempotency.KEY_PATTERN},
+    OpenApiParameter.HEADER,
+    description=(
+        "Repeating a create with the same key and body returns the first result; "
+        "the same key with another body is 422."
+    ),
+)
+
+FILE_ID = OpenApiParameter(
+    "file_id", str, OpenApiParameter.PATH, pattern=selectors.PUBLIC_ID_PATTERN
+)
+BATCH_ID = OpenApiParameter(
+    "batch_id", str, OpenApiParameter.PATH, pattern=selectors.PUBLIC_ID_PATTERN
+)
+
+JSONL_DOWNLOAD = OpenApiResponse(
+    {"type": "string", "format": "binary"}, description="The file's bytes (JSONL)."
+)
 
 
 def drop_enum_ids(result, generator, request, public):

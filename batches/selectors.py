@@ -1,13 +1,16 @@
 """Reads behind the API: every one is scoped to the key's owner."""
 
 import re
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from batches.errors import ApiError, NotFound
 from batches.models import Batch, File
+from core.exceptions import ApplicationError, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # Public ids are generated (file-…, batch_…); anything else cannot exist, and is
 # answered without a query (PostgreSQL refuses some strings, NUL for one).
@@ -19,7 +22,7 @@ def _valid_id(object_id: str) -> bool:
     return bool(_PUBLIC_ID.fullmatch(object_id))
 
 
-def file_get(*, owner: AbstractBaseUser, file_id: str) -> File:
+def file_get(*, owner: "User", file_id: str) -> File:
     """A live file of the owner's; deleted, expired and foreign files are 404."""
     if not _valid_id(file_id):
         raise NotFound("File object", file_id)
@@ -27,18 +30,18 @@ def file_get(*, owner: AbstractBaseUser, file_id: str) -> File:
     if file is None:
         raise NotFound("File object", file_id)
     if file.expires_at is not None and file.expires_at <= timezone.now():
-        raise ApiError(
+        raise ApplicationError(
             f"File {file_id} expired at {file.expires_at.isoformat()}.",
             param="id",
             code="file_expired",
-            status_code=404,
+            status=404,
         )
     return file
 
 
 def files_list(
     *,
-    owner: AbstractBaseUser,
+    owner: "User",
     purpose: str | None,
     after: str | None,
     limit: int,
@@ -50,7 +53,7 @@ def files_list(
     return _page(files, File.objects.filter(owner=owner), after, limit, order, "File object")
 
 
-def batch_get(*, owner: AbstractBaseUser, batch_id: str) -> Batch:
+def batch_get(*, owner: "User", batch_id: str) -> Batch:
     if not _valid_id(batch_id):
         raise NotFound("Batch object", batch_id)
     batch = (
@@ -63,9 +66,26 @@ def batch_get(*, owner: AbstractBaseUser, batch_id: str) -> Batch:
     return batch
 
 
-def batches_list(
-    *, owner: AbstractBaseUser, after: str | None, limit: int
-) -> tuple[list[Batch], bool]:
+def batch_output_file(*, owner: "User", batch: Batch) -> File | None:
+    """A finished batch's output file (None when no request completed).
+
+    Results are available once the batch has finished; while it runs, only
+    the lines completed so far are (pipeline.finalize.output_lines). The file
+    answers like files.content: 404 once deleted or expired.
+    """
+    if not batch.is_terminal:
+        raise Conflict(
+            f"Batch {batch.public_id} is {batch.status}; results are available "
+            "once it has finished (or as they come with ?partial=true).",
+            param="batch_id",
+            code="batch_not_finished",
+        )
+    if batch.output_file is None:
+        return None
+    return file_get(owner=owner, file_id=batch.output_file.public_id)
+
+
+def batches_list(*, owner: "User", after: str | None, limit: int) -> tuple[list[Batch], bool]:
     batches = Batch.objects.select_related("input_file", "output_file", "error_file").filter(
         owner=owner
     )

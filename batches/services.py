@@ -1,32 +1,32 @@
 """Writes behind the Files and Batches API."""
 
-import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.core.files import File as DjangoFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from batches import enqueue
-from batches.errors import ApiError, NotFound
+from batches import files
 from batches.models import ApiKey, Batch, Chunk, File
+from batches.pipeline import enqueue
 from batches.selectors import file_get
+from core.exceptions import ApplicationError, Conflict, NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 COMPLETION_WINDOWS = ("24h",)
 MIN_EXPIRES_AFTER = 3600
 MAX_EXPIRES_AFTER = 30 * 24 * 3600
 
 
-def api_key_create(
-    *, owner: AbstractBaseUser, name: str = "", webhook_url: str = ""
-) -> tuple[ApiKey, str]:
+def api_key_create(*, owner: "User", name: str = "", webhook_url: str = "") -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored."""
     raw_key = ApiKey.PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
@@ -54,7 +54,7 @@ def api_key_set_webhook(*, api_key: ApiKey, url: str) -> ApiKey:
 
 def file_create(
     *,
-    owner: AbstractBaseUser,
+    owner: "User",
     uploaded: UploadedFile,
     purpose: str,
     expires_after_seconds: int | None = None,
@@ -62,21 +62,21 @@ def file_create(
     """Store an uploaded batch input file.
 
     The upload already lies in a temporary file on the storage's filesystem, so
-    saving it is a rename. The row is written only after the content is in
-    place, and the content is removed if the row cannot be written: an upload
-    never leaves half a file behind.
+    saving it is a rename; an upload never leaves half a file behind.
     """
     if purpose != File.Purpose.BATCH:
-        raise ApiError(
+        raise ApplicationError(
             f"Invalid purpose '{purpose}': this server accepts only 'batch' uploads.",
             param="purpose",
             code="invalid_value",
         )
+    # Django's upload handlers (and SimpleUploadedFile) always set the size.
+    assert uploaded.size is not None
     now = timezone.now()
     file = File(
         owner=owner,
         purpose=purpose,
-        filename=_display_name(uploaded.name),
+        filename=files.display_name(uploaded.name),
         bytes=uploaded.size,
         created_at=now,
         expires_at=now
@@ -86,21 +86,15 @@ def file_create(
             else timedelta(days=settings.RETENTION_DAYS)
         ),
     )
-    file.content.name = default_storage.save(f"files/{file.public_id}.jsonl", uploaded)
-    try:
-        file.save()
-    except BaseException:
-        default_storage.delete(file.content.name)
-        raise
-    return file
+    return files.store(file, uploaded)
 
 
 def file_store_generated(
     *,
-    owner: AbstractBaseUser,
+    owner: "User",
     path: Path,
     filename: str,
-    expires_at,
+    expires_at: datetime,
     purpose: str = File.Purpose.BATCH_OUTPUT,
 ) -> File:
     """Register a file the server wrote (batch output, or an imported file) and
@@ -113,15 +107,7 @@ def file_store_generated(
         expires_at=expires_at,
     )
     with open(path, "rb") as handle:
-        file.content.name = default_storage.save(
-            f"files/{file.public_id}.jsonl", _MovableFile(handle, path)
-        )
-    try:
-        file.save()
-    except BaseException:
-        default_storage.delete(file.content.name)
-        raise
-    return file
+        return files.store(file, files.MovableFile(handle, path))
 
 
 def file_delete(*, file: File) -> None:
@@ -136,7 +122,7 @@ def file_delete(*, file: File) -> None:
 
 def batch_create(
     *,
-    owner: AbstractBaseUser,
+    owner: "User",
     input_file_id: str,
     endpoint: str,
     completion_window: str,
@@ -145,13 +131,13 @@ def batch_create(
     api_key: ApiKey | None = None,
 ) -> Batch:
     if endpoint not in Batch.Endpoint.values:
-        raise ApiError(
+        raise ApplicationError(
             f"Invalid endpoint '{endpoint}': supported are {', '.join(Batch.Endpoint.values)}.",
             param="endpoint",
             code="invalid_value",
         )
     if completion_window not in COMPLETION_WINDOWS:
-        raise ApiError(
+        raise ApplicationError(
             f"Invalid completion_window '{completion_window}': only '24h' is supported.",
             param="completion_window",
             code="invalid_value",
@@ -161,7 +147,7 @@ def batch_create(
     except NotFound:
         raise NotFound("File object", input_file_id, param="input_file_id") from None
     if input_file.purpose != File.Purpose.BATCH:
-        raise ApiError(
+        raise ApplicationError(
             f"File {input_file_id} has purpose '{input_file.purpose}'; a batch needs 'batch'.",
             param="input_file_id",
             code="invalid_value",
@@ -197,7 +183,7 @@ def _priority(metadata: dict | None) -> int:
     except ValueError:
         priority = None
     if priority is None or not -10 <= priority <= 10:
-        raise ApiError(
+        raise ApplicationError(
             "Invalid 'metadata.priority': an integer from -10 to 10.",
             param="metadata.priority",
             code="invalid_value",
@@ -220,11 +206,10 @@ def batch_cancel(*, batch: Batch) -> Batch:
             batch.refresh_from_db()
             if batch.status == Batch.Status.CANCELLING:
                 return batch
-            raise ApiError(
+            raise Conflict(
                 f"Cannot cancel batch {batch.public_id}: its status is '{batch.status}'.",
                 param="batch_id",
                 code="batch_not_cancellable",
-                status_code=409,
             )
         Chunk.objects.filter(batch=batch, status=Chunk.Status.PENDING).update(
             status=Chunk.Status.CANCELLED, finished_at=now
@@ -258,28 +243,3 @@ def request_finalize(*, batch_id: int) -> bool:
         )
         enqueue.finalize(batch_id)
     return bool(won)
-
-
-def _display_name(name: str | None) -> str:
-    """The client's filename, for display only: no directories, bounded length."""
-    base = os.path.basename((name or "").replace("\\", "/")).strip()
-    base = "".join(ch for ch in base if ch.isprintable())
-    return base[:255] or "upload.jsonl"
-
-
-class _MovableFile(DjangoFile):
-    """A file FileSystemStorage may move into place instead of copying."""
-
-    def __init__(self, handle, path: Path):
-        super().__init__(handle, name=path.name)
-        self._path = path
-
-    def temporary_file_path(self) -> str:
-        return str(self._path)
-
-
-def data_tmp_dir() -> Path:
-    """Scratch space on the storage's filesystem (renames, not copies)."""
-    path = Path(settings.FILE_UPLOAD_TEMP_DIR)
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -1,10 +1,15 @@
-"""django-q2 entry points: load by id and call the service, nothing more."""
+"""django-q2 entry points: load by id and call the service, nothing more.
 
-from batches import health
-from batches.execution import chunk_run_next
-from batches.finalize import batch_finalize
-from batches.ingest import batch_ingest
-from batches.reconcile import reconcile as reconcile_all
+Their dotted paths are stored in queued tasks and in the schedules
+(batches.apps), so they stay here while the code they call moves.
+"""
+
+from batches.pipeline import heartbeats
+from batches.pipeline.execution import chunk_run_next
+from batches.pipeline.finalize import batch_finalize
+from batches.pipeline.ingest import batch_ingest
+from batches.pipeline.reconcile import reconcile as reconcile_all
+from batches.purge import purge_expired as purge
 from batches.webhooks import delivery_attempt
 
 
@@ -29,4 +34,8 @@ def deliver_webhook(delivery_id: int) -> None:
 
 
 def engine_heartbeat() -> None:
-    health.engine_heartbeat()
+    heartbeats.engine_heartbeat()
+
+
+def purge_expired() -> None:
+    purge()

@@ -18,12 +18,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from batches import enqueue
 from batches.models import Batch, WebhookDelivery
+from batches.pipeline import enqueue
 
 logger = logging.getLogger(__name__)
 
-EVENTS = {
+EVENTS: dict[str, str] = {
     Batch.Status.COMPLETED: "batch.completed",
     Batch.Status.FAILED: "batch.failed",
     Batch.Status.EXPIRED: "batch.expired",

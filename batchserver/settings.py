@@ -18,6 +18,26 @@ env_file = env.path("ENV_FILE", default=str(BASE_DIR / ".env"))
 if Path(env_file).is_file():
     env.read_env(str(env_file))
 
+
+def envbool(name: str, *, default: bool) -> bool:
+    """The boolean in `name`: unset or empty gives `default`, a spelling not known is an error.
+
+    django-environ reads every unknown spelling as False, so SECURE_COOKIES=ture
+    would quietly send cookies over plain HTTP; a typo must stop start-up instead.
+    """
+    raw = env.str(name, default="")
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off"):
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={raw!r} is not a boolean: use true or false (or 1/0, yes/no, on/off)."
+    )
+
+
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -25,28 +45,28 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 # The quickstart (`make run`, which writes a .env with QUICKSTART=true and a
 # fresh SECRET_KEY) serves plain HTTP on localhost; everywhere else the server
 # sits behind TLS and its cookies, redirects and HSTS say so.
-QUICKSTART = env.bool("QUICKSTART", default=False)
+QUICKSTART = envbool("QUICKSTART", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
         "SECRET_KEY is not set: put it in the environment or in .env (see deploy/.env.example); "
         "`make run` writes a .env for the quickstart."
     )
-DEBUG = env.bool("DEBUG", default=False)
+DEBUG = envbool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Security ---------------------------------------------------------------
 # TLS ends at the proxy (deploy/nginx), which says so in X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not QUICKSTART)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", default=not QUICKSTART)
 # Probes and scrapers call these over plain HTTP from the host itself.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not QUICKSTART)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = envbool("SECURE_COOKIES", default=not QUICKSTART)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if QUICKSTART else 31_536_000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", default=True)
 X_FRAME_OPTIONS = "DENY"
 
 INSTALLED_APPS = [

@@ -53,7 +53,7 @@ def main() -> None:
     from django.utils import timezone
 
     from batches.models import Batch, Request
-    from curation.retention import curated_requests
+    from batches.purge import curated_requests
 
     print(harness.machine())
     started = time.perf_counter()

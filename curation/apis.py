@@ -10,17 +10,20 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from batches.apis import StrictCharField
-from batches.errors import ApiError
 from batches.models import Request
+from batches.serializers import StrictCharField
 from curation import selectors, services
-from curation.models import Annotation, CategoryChoices
+from curation.errors import viewer_exception_handler
+from curation.models import Annotation, CategoryChoices, Tag
 
 
 class ViewerApi(APIView):
     # SessionAuthentication enforces CSRF for logged-in users.
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsAdminUser]
+
+    def get_exception_handler(self):
+        return viewer_exception_handler
 
 
 def _stars(result: Request) -> list[dict]:
@@ -76,14 +79,14 @@ class AnnotationUpdateApi(ViewerApi):
             choices=[("", "None"), *CategoryChoices.choices], required=False
         )
         tags = serializers.ListField(
-            child=StrictCharField(max_length=50, allow_blank=True), required=False
+            child=StrictCharField(max_length=Tag.NAME_MAX_LENGTH, allow_blank=True),
+            max_length=Annotation.MAX_TAGS,
+            required=False,
+            error_messages={"max_length": f"At most {Annotation.MAX_TAGS} tags per result."},
         )
-        notes = StrictCharField(max_length=10_000, allow_blank=True, required=False)
-
-        def validate_tags(self, tags):
-            if len(tags) > 20:
-                raise serializers.ValidationError("At most 20 tags per result.")
-            return tags
+        notes = StrictCharField(
+            max_length=Annotation.NOTES_MAX_LENGTH, allow_blank=True, required=False
+        )
 
     def post(self, request, pk: int):
         """Change the fields sent; the others stay as they are."""
@@ -108,18 +111,11 @@ class WinnerPickApi(ViewerApi):
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        winner_id = serializer.validated_data["winner"]
-        ids = set(serializer.validated_data["candidates"]) | {winner_id}
-        candidates = list(Request.objects.filter(pk__in=ids))
-        if len(candidates) != len(ids):
-            raise ApiError("Unknown result id among the candidates.", param="candidates")
-        if len({c.custom_id for c in candidates}) != 1:
-            raise ApiError(
-                "Candidates must be responses to the same input (one custom_id).",
-                param="candidates",
-            )
-        winner = next(c for c in candidates if c.pk == winner_id)
-        services.winner_pick(winner=winner, candidates=candidates, user=request.user)
+        winner = services.winner_pick(
+            winner_id=serializer.validated_data["winner"],
+            candidate_ids=serializer.validated_data["candidates"],
+            user=request.user,
+        )
         return Response({"winner": winner.pk, "stars": _stars(winner)})
 
 

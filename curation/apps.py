@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class CurationConfig(AppConfig):
-    """Stars, annotations and the viewer's pages (see issue 3)."""
+    """Stars, annotations, tags and preferences, and the viewer's pages and JSON endpoints."""
 
     name = "curation"
     verbose_name = "Curation"

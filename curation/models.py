@@ -37,7 +37,11 @@ class Star(models.Model):
 
 
 class Tag(models.Model):
-    name = models.CharField(max_length=50, help_text="Free text, reused across results.")
+    NAME_MAX_LENGTH = 50
+
+    name = models.CharField(
+        max_length=NAME_MAX_LENGTH, help_text="Free text, reused across results."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -61,6 +65,9 @@ class Annotation(models.Model):
 
     Category = CategoryChoices
 
+    NOTES_MAX_LENGTH = 10_000
+    MAX_TAGS = 20
+
     request = models.OneToOneField(
         Request, on_delete=models.CASCADE, primary_key=True, related_name="annotation"
     )
@@ -69,7 +76,7 @@ class Annotation(models.Model):
     )
     category = models.CharField(max_length=20, choices=CategoryChoices.choices, blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="annotations")
-    notes = models.TextField(blank=True, max_length=10_000)
+    notes = models.TextField(blank=True, max_length=NOTES_MAX_LENGTH)
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )

@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, TypedDict
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Exists, F, OuterRef, Prefetch, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.http import Http404, QueryDict
@@ -13,11 +13,14 @@ from batches.models import Batch, Chunk, Request
 from curation.filters import ResultFilter
 from curation.models import Annotation, Preference, Star, Tag
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 PAGE_SIZE = 50
 COUNT_CAP = 10_000
 
 
-def results_filter(*, params: QueryDict, user: AbstractBaseUser) -> ResultFilter:
+def results_filter(*, params: QueryDict, user: "User") -> ResultFilter:
     return ResultFilter(params, queryset=Request.objects.all(), user=user)
 
 
@@ -108,7 +111,7 @@ def compare_batches(public_ids: list[str]) -> list[Batch]:
 
 
 def compare_item(
-    *, batches: list[Batch], custom_id: str | None, user: AbstractBaseUser
+    *, batches: list[Batch], custom_id: str | None, user: "User"
 ) -> CompareItem | None:
     """The responses of every batch to one input (a custom_id present in all of
     them), with the neighbouring custom_ids in the first batch's line order."""
@@ -211,6 +214,7 @@ def _throughput(hours: int) -> list[tuple[str, int]]:
     buckets = {start + timedelta(hours=i): 0 for i in range(hours)}
     finished = Chunk.objects.filter(finished_at__gte=start, status=Chunk.Status.DONE)
     for finished_at, size in finished.values_list("finished_at", "size"):
+        assert finished_at is not None  # filtered on finished_at__gte
         buckets[finished_at.replace(minute=0, second=0, microsecond=0)] += size
     return [(hour.strftime("%H:00"), count) for hour, count in buckets.items()]
 
@@ -223,7 +227,15 @@ def _quality_histogram() -> list[tuple[str, int]]:
     return [(f"{i * 10}-{i * 10 + 9 if i < 9 else 100}", n) for i, n in enumerate(bins)]
 
 
-def batch_progress(*, public_ids: list[str]) -> list[dict]:
+class BatchProgress(TypedDict):
+    public_id: str
+    status: str
+    total_requests: int
+    completed_requests: int
+    failed_requests: int
+
+
+def batch_progress(*, public_ids: list[str]) -> list[BatchProgress]:
     return list(
         Batch.objects.filter(public_id__in=public_ids).values(
             "public_id", "status", "total_requests", "completed_requests", "failed_requests"

@@ -1,15 +1,20 @@
 """Writes behind curation: every one takes the acting user from the session."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from typing import TYPE_CHECKING
+
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from batches.models import Request
+from core.exceptions import ApplicationError
 from curation.models import Annotation, Preference, Star, Tag
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def star_set(*, request: Request, user: AbstractBaseUser, starred: bool) -> bool:
+
+def star_set(*, request: Request, user: "User", starred: bool) -> bool:
     """Star or unstar a result for `user`; idempotent. Returns whether it is starred."""
     if starred:
         try:
@@ -23,7 +28,7 @@ def star_set(*, request: Request, user: AbstractBaseUser, starred: bool) -> bool
     return starred
 
 
-def stars_set_bulk(*, requests: QuerySet[Request], user: AbstractBaseUser, starred: bool) -> int:
+def stars_set_bulk(*, requests: QuerySet[Request], user: "User", starred: bool) -> int:
     """Star or unstar many results; returns how many changed."""
     if not starred:
         deleted, _ = Star.objects.filter(request__in=requests, user=user).delete()
@@ -56,7 +61,7 @@ ANNOTATION_FIELDS = ("quality", "category", "notes")
 
 
 @transaction.atomic
-def annotation_update(*, request: Request, user: AbstractBaseUser, changes: dict) -> Annotation:
+def annotation_update(*, request: Request, user: "User", changes: dict) -> Annotation:
     """Apply `changes` (any of quality, category, notes and tags) to a result's
     annotation; fields not given stay as they are."""
     annotation, _ = Annotation.objects.get_or_create(request=request)
@@ -73,7 +78,7 @@ def annotation_update(*, request: Request, user: AbstractBaseUser, changes: dict
 
 @transaction.atomic
 def annotations_set_category_bulk(
-    *, requests: QuerySet[Request], user: AbstractBaseUser, category: str
+    *, requests: QuerySet[Request], user: "User", category: str
 ) -> int:
     now = timezone.now()
     existing = Annotation.objects.filter(request__in=requests)
@@ -87,9 +92,7 @@ def annotations_set_category_bulk(
 
 
 @transaction.atomic
-def annotations_add_tag_bulk(
-    *, requests: QuerySet[Request], user: AbstractBaseUser, tag_name: str
-) -> int:
+def annotations_add_tag_bulk(*, requests: QuerySet[Request], user: "User", tag_name: str) -> int:
     (tag,) = tags_get_or_create([tag_name])
     now = timezone.now()
     missing = requests.exclude(pk__in=Annotation.objects.values("request_id")).values_list(
@@ -108,16 +111,28 @@ def annotations_add_tag_bulk(
 
 
 @transaction.atomic
-def winner_pick(*, winner: Request, candidates: list[Request], user: AbstractBaseUser) -> None:
-    """`user` prefers `winner` among `candidates` (responses to the same input).
+def winner_pick(*, winner_id: int, candidate_ids: list[int], user: "User") -> Request:
+    """`user` prefers the result `winner_id` among `candidate_ids`, which must
+    be responses to the same input (one custom_id). Returns the winner.
 
     The winner is starred, and the user's earlier preferences among these
     candidates are replaced by winner-over-each-other.
     """
+    ids = set(candidate_ids) | {winner_id}
+    candidates = list(Request.objects.filter(pk__in=ids))
+    if len(candidates) != len(ids):
+        raise ApplicationError("Unknown result id among the candidates.", param="candidates")
+    if len({c.custom_id for c in candidates}) != 1:
+        raise ApplicationError(
+            "Candidates must be responses to the same input (one custom_id).",
+            param="candidates",
+        )
+    winner = next(c for c in candidates if c.pk == winner_id)
     others = [c for c in candidates if c.pk != winner.pk]
-    ids = [c.pk for c in candidates]
-    Preference.objects.filter(user=user, chosen_id__in=ids, rejected_id__in=ids).delete()
+    pks = [c.pk for c in candidates]
+    Preference.objects.filter(user=user, chosen_id__in=pks, rejected_id__in=pks).delete()
     Preference.objects.bulk_create(
         Preference(chosen=winner, rejected=other, user=user) for other in others
     )
     star_set(request=winner, user=user, starred=True)
+    return winner

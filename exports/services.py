@@ -7,7 +7,6 @@ so a recorded export always has its files and its manifest.
 """
 
 import csv
-import hashlib
 import io
 import random
 import secrets
@@ -17,29 +16,37 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from django import forms
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, F, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
 from batches.engines import served_models
+from batches.files import file_sha256
 from batches.models import Request
+from core.exceptions import ApplicationError
 from curation.models import Annotation, Preference, Star, annotation_of
 from exports import formats, tabular
 from exports.filters import ExportFilter
 from exports.models import Export, ExportFormat
 
-MAX_REPORTED_SKIPS = 50
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+# The manifest lists this many skipped rows as examples; it counts them all.
+MAX_SKIPPED_EXAMPLES = 50
 MANIFEST = "metadata.json"
 
 
-class ExportError(Exception):
+class ExportError(ApplicationError):
     """The export cannot be made as asked; the message says why."""
+
+    code = "invalid_export"
 
 
 class ExportOptionsForm(forms.Form):
@@ -55,6 +62,7 @@ class ExportOptionsForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        assert data is not None  # Form.clean returns cleaned_data
         if data.get("format") == ExportFormat.BATCH_INPUT:
             target = data.get("target_model")
             if not target:
@@ -77,7 +85,7 @@ class Selection:
     rows: QuerySet  # results, or preferences for the preference format
 
 
-def export_selection(*, params: QueryDict | dict, user: AbstractBaseUser | None) -> Selection:
+def export_selection(*, params: QueryDict | dict, user: "User | None") -> Selection:
     """Validate the options and filter, and return what the export would read."""
     params = params.dict() if isinstance(params, QueryDict) else dict(params)
     options = ExportOptionsForm(params)
@@ -96,7 +104,7 @@ def export_selection(*, params: QueryDict | dict, user: AbstractBaseUser | None)
     return Selection(options=options.cleaned_data, params=recorded, rows=rows)
 
 
-def export_count(*, params: QueryDict | dict, user: AbstractBaseUser | None) -> int:
+def export_count(*, params: QueryDict | dict, user: "User | None") -> int:
     """How many rows the export will hold, before per-row validation."""
     selection = export_selection(params=params, user=user)
     count = selection.rows.count()
@@ -143,14 +151,14 @@ class _Report:
 
     def skip(self, custom_id: str, reason: str) -> None:
         self.skipped[reason] += 1
-        if len(self.examples) < MAX_REPORTED_SKIPS:
+        if len(self.examples) < MAX_SKIPPED_EXAMPLES:
             self.examples.append({"custom_id": custom_id, "reason": reason})
 
 
 def export_create(
     *,
     params: QueryDict | dict,
-    user: AbstractBaseUser | None,
+    user: "User | None",
     origin: str,
     progress: Callable[[int], None] | None = None,
 ) -> Export:
@@ -177,7 +185,7 @@ def export_record_content(
     filename: str,
     result_ids: list[int],
     params: dict,
-    user: AbstractBaseUser | None,
+    user: "User | None",
     origin: str,
 ) -> Export:
     """Record a CSV export made elsewhere (the admin's django-import-export action)."""
@@ -185,7 +193,9 @@ def export_record_content(
         (directory / filename).write_bytes(content)
     path = directory.parent / directory.name.lstrip(".") / filename
     report = _Report(included=result_ids, rows=len(result_ids))
-    files = [{"name": filename, "rows": report.rows, "bytes": len(content), "sha256": sha256(path)}]
+    files = [
+        {"name": filename, "rows": report.rows, "bytes": len(content), "sha256": file_sha256(path)}
+    ]
     return _record(
         directory=directory,
         export_format=ExportFormat.CSV,
@@ -217,7 +227,7 @@ def _record(
     directory: Path,
     export_format: str,
     params: dict,
-    user: AbstractBaseUser | None,
+    user: "User | None",
     origin: str,
     files: list[dict],
     report: _Report,
@@ -302,14 +312,14 @@ def _write(selection: Selection, directory: Path, progress) -> tuple[_Report, li
             if progress:
                 progress(report.rows)
     finally:
-        for output in outputs:
-            output.handle.close()
+        for opened in outputs:
+            opened.handle.close()
     files = [
         {
             "name": o.path.name,
             "rows": o.rows,
             "bytes": o.path.stat().st_size,
-            "sha256": sha256(o.path),
+            "sha256": file_sha256(o.path),
         }
         for o in outputs
     ]
@@ -423,16 +433,10 @@ def _csv_line(cells: list) -> bytes:
     return buffer.getvalue().encode()
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _form_errors(form: forms.Form) -> str:
+    # Iterating an ErrorList yields messages (str), not the ValidationErrors
+    # django-stubs declares.
     return "; ".join(
-        f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)
+        f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)  # type: ignore[arg-type]
         for name, errors in form.errors.items()
     )

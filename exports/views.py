@@ -9,7 +9,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, render
 
 from batches.engines import served_models
-from batches.errors import error_body
+from curation.errors import error_response
 from exports import services
 from exports.filters import ExportFilter
 from exports.models import Export, ExportFormat
@@ -35,7 +35,7 @@ def count(request: HttpRequest) -> JsonResponse:
     try:
         rows = services.export_count(params=request.GET, user=request.user)
     except services.ExportError as error:
-        return _bad_request(error)
+        return error_response(error)
     return JsonResponse({"rows": rows})
 
 
@@ -45,7 +45,7 @@ def export_gold_star(request: HttpRequest) -> HttpResponse:
     try:
         export = services.export_create(params=request.GET, user=request.user, origin="viewer")
     except services.ExportError as error:
-        return _bad_request(error)
+        return error_response(error)
     return _download(export)
 
 
@@ -73,9 +73,3 @@ def _download(export: Export) -> FileResponse:
             archive.write(services.export_path(export, name), arcname=name)
     bundle.seek(0)
     return FileResponse(bundle, as_attachment=True, filename=f"{stem}.zip")
-
-
-def _bad_request(error: services.ExportError) -> JsonResponse:
-    return JsonResponse(
-        error_body(str(error), type="invalid_request_error", code="invalid_export"), status=400
-    )

@@ -1,4 +1,9 @@
-import json
+"""Fixtures every test can use: personas, API clients, the tiny model, subprocess settings.
+
+Plain helpers are not here: test data is in tests/factories.py, process and
+waiting helpers in tests/helpers.py.
+"""
+
 import os
 from urllib.parse import quote
 
@@ -8,33 +13,18 @@ from django.core.management import call_command
 
 from batches.services import api_key_create
 
-CHAT = "/v1/chat/completions"
-MODEL = settings.TINY_MODEL_NAME
 
+@pytest.hookimpl(tryfirst=True, wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test (rep_setup, rep_call, rep_teardown).
 
-def request_line(custom_id: str, content: str = "hello", *, model: str = MODEL, **body) -> dict:
-    return {
-        "custom_id": custom_id,
-        "method": "POST",
-        "url": CHAT,
-        "body": {"model": model, "messages": [{"role": "user", "content": content}], **body},
-    }
-
-
-def jsonl(lines: list) -> bytes:
-    """JSONL bytes from dicts (serialized) and str/bytes (taken as they are)."""
-    out = []
-    for line in lines:
-        if isinstance(line, dict):
-            line = json.dumps(line)
-        out.append(line if isinstance(line, bytes) else line.encode())
-    return b"\n".join(out) + b"\n"
-
-
-def chat_requests(count: int, **body) -> bytes:
-    return jsonl(
-        [request_line(f"req-{i}", f"evaluate candidate {i}", **body) for i in range(count)]
-    )
+    Fixtures read it at teardown to leave evidence of a failure: the browser
+    tests a screenshot and the page's HTML in test-artifacts/, the process
+    tests their servers' logs.
+    """
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture

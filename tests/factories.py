@@ -1,8 +1,61 @@
-"""Test data written straight to the database, for tests about what reviewers do with it."""
+"""Test data: request lines, JSONL input files and batches, as plain functions.
 
+Data helpers live here, process and waiting helpers in tests/helpers.py, and
+fixtures (personas, clients, servers) in the conftest.py files; test modules
+import from these, never from one another.
+"""
+
+import json
+
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from batches import services
 from batches.models import Batch, File, Request
+from batches.pipeline.ingest import batch_ingest
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+MODEL = settings.TINY_MODEL_NAME
+
+
+def request_line(custom_id: str, content: str = "hello", *, model: str = MODEL, **body) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": model, "messages": [{"role": "user", "content": content}], **body},
+    }
+
+
+def jsonl(lines: list) -> bytes:
+    """JSONL bytes from dicts (serialized) and str/bytes (taken as they are)."""
+    out = []
+    for line in lines:
+        if isinstance(line, dict):
+            line = json.dumps(line)
+        out.append(line if isinstance(line, bytes) else line.encode())
+    return b"\n".join(out) + b"\n"
+
+
+def chat_requests(count: int, **body) -> bytes:
+    return jsonl(
+        [request_line(f"req-{i}", f"evaluate candidate {i}", **body) for i in range(count)]
+    )
+
+
+def ingest(owner, content: bytes, endpoint: str = CHAT) -> Batch:
+    """A batch of `content` through the real upload, create and validation services."""
+    file = services.file_create(
+        owner=owner, uploaded=SimpleUploadedFile("in.jsonl", content), purpose="batch"
+    )
+    batch = services.batch_create(
+        owner=owner, input_file_id=file.public_id, endpoint=endpoint, completion_window="24h"
+    )
+    batch_ingest(batch_id=batch.pk)
+    batch.refresh_from_db()
+    return batch
 
 
 def make_batch(owner, *, model: str = "tiny-chat", count: int = 3, prefix: str = "cand") -> Batch:

@@ -5,8 +5,7 @@ from django.contrib import admin
 from django.urls import reverse
 
 from batches.services import api_key_create
-from tests.batches.test_ingest import ingest
-from tests.conftest import chat_requests
+from tests.factories import chat_requests, ingest
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from batches.engines.params import CHAT, InvalidRequest
+from core.exceptions import error_body, error_type
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,5 @@ def error_result(
     param: str | None = None,
     code: str | None = None,
 ) -> EngineResult:
-    error_type = "invalid_request_error" if status_code < 500 else "server_error"
-    body = {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+    body = error_body(message, type=error_type(status_code), param=param, code=code)
     return EngineResult(key=key, status_code=status_code, body=body)

@@ -90,14 +90,16 @@ class OpenAIEngine:
                 request.key, 502, f"Engine server answered {response.status_code} without JSON."
             )
         if response.status_code != 200:
-            error = body.get("error") if isinstance(body.get("error"), dict) else {}
-            message = error.get("message") or body.get("message") or response.reason_phrase
-            code = error.get("code")
+            error_info = body.get("error")
+            if not isinstance(error_info, dict):
+                error_info = {}
+            message = error_info.get("message") or body.get("message") or response.reason_phrase
+            code = error_info.get("code")
             return error_result(
                 request.key,
                 response.status_code,
                 str(message),
-                param=error.get("param"),
+                param=error_info.get("param"),
                 code=None if code is None else str(code),
             )
         usage = body.get("usage") or {}

@@ -50,9 +50,11 @@ class DeterministicTestEngine:
             return invalid_request_result(request.key, error)
 
         if parsed.endpoint == CHAT:
+            assert parsed.messages is not None  # parse_request sets them for chat
             prompt_text = " ".join(m["content"] for m in parsed.messages)
             last = parsed.messages[-1]["content"]
         else:
+            assert parsed.prompt is not None  # parse_request sets it for completions
             prompt_text = last = (
                 parsed.prompt
                 if isinstance(parsed.prompt, str)

@@ -5,6 +5,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from vllm import LLM, SamplingParams
 from vllm.exceptions import VLLMClientError
@@ -61,7 +62,7 @@ class VLLMEngine:
     def __init__(self, model: str, path: str, engine_args: dict | None = None):
         # Keep vLLM's internal messaging on loopback.
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-        args = {"seed": 0}
+        args: dict[str, Any] = {"seed": 0}
         if current_platform.is_cpu():
             # The single-process engine starts in ~2 s instead of ~30 s and has no
             # child processes to orphan if the worker dies.

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from batches.models import ApiKey, File
-from tests.conftest import chat_requests
+from tests.factories import chat_requests
 
 
 def test_it_stores_only_a_hash_of_the_key(alice_key):

@@ -4,7 +4,7 @@ import pytest
 from openai.types import Batch as SdkBatch
 
 from batches.models import Batch, Request
-from tests.conftest import CHAT, chat_requests, jsonl, request_line
+from tests.factories import CHAT, chat_requests, jsonl, request_line
 
 
 def upload(client, content: bytes) -> str:
@@ -144,7 +144,7 @@ def test_results_wait_for_the_batch_to_finish(openai_client):
 
 
 def test_cancelling_a_validating_batch_ends_it_cancelled(openai_client):
-    from batches.ingest import batch_ingest
+    from batches.pipeline.ingest import batch_ingest
 
     batch = create(openai_client, upload(openai_client, chat_requests(3)))
     cancelling = openai_client.batches.cancel(batch.id)

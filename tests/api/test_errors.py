@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.conftest import chat_requests
+from tests.factories import chat_requests
 
 CASES = [
     ("GET", "/files?limit=abc", None),

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from batches.models import File
-from tests.conftest import chat_requests
+from tests.factories import chat_requests
 
 
 def stored_files() -> list[Path]:

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from batchserver.urls import api as api_urls
-from tests.conftest import chat_requests
+from tests.factories import chat_requests
 
 SDK_SHAPES = {
     "Batch": Batch,
@@ -159,6 +159,7 @@ def existing(openai_client, alice_key, q_sync, monkeypatch) -> dict:
     return {"file_id": upload.id, "batch_id": batch.id}
 
 
+@pytest.mark.fuzz
 @schema.parametrize()
 # 100 examples per operation, the same ones every run so that CI is repeatable
 # (about 25 s); 400 random ones per operation found nothing more when tried.

@@ -11,11 +11,10 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
 from batches import services
-from batches.execution import LeaseLost, ResultWriter, chunk_run, chunk_run_next
-from batches.finalize import batch_finalize
 from batches.models import Batch, Chunk, File, Request
-from tests.batches.test_ingest import COMPLETIONS, ingest
-from tests.conftest import chat_requests, jsonl, request_line
+from batches.pipeline.execution import LeaseLost, ResultWriter, chunk_run, chunk_run_next
+from batches.pipeline.finalize import batch_finalize
+from tests.factories import COMPLETIONS, chat_requests, ingest, jsonl, request_line
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,7 +124,7 @@ def test_a_running_chunk_is_not_taken_by_another_worker(alice):
 def test_a_worker_that_lost_its_lease_stops_writing(alice, monkeypatch):
     batch = ingest(alice, chat_requests(3))
     chunk = Chunk.objects.get(batch=batch)
-    monkeypatch.setattr("batches.execution.FLUSH_MAX_RESULTS", 1)
+    monkeypatch.setattr("batches.pipeline.execution.FLUSH_MAX_RESULTS", 1)
     original = ResultWriter._write
 
     def steal_after_first_write(writer, results, attempts):

@@ -6,23 +6,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from batches import services
-from batches.ingest import batch_ingest
 from batches.models import Batch, Chunk, Request
-from tests.conftest import CHAT, chat_requests, jsonl, request_line
-
-COMPLETIONS = "/v1/completions"
-
-
-def ingest(owner, content: bytes, endpoint: str = CHAT) -> Batch:
-    file = services.file_create(
-        owner=owner, uploaded=SimpleUploadedFile("in.jsonl", content), purpose="batch"
-    )
-    batch = services.batch_create(
-        owner=owner, input_file_id=file.public_id, endpoint=endpoint, completion_window="24h"
-    )
-    batch_ingest(batch_id=batch.pk)
-    batch.refresh_from_db()
-    return batch
+from batches.pipeline.ingest import batch_ingest
+from tests.factories import CHAT, COMPLETIONS, chat_requests, ingest, jsonl, request_line
 
 
 def codes(batch: Batch) -> list[tuple[str, int | None]]:

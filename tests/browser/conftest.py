@@ -49,6 +49,7 @@ def page(browser, request, live_server):
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
+    # rep_call is set by tests/conftest.py's pytest_runtest_makereport.
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -57,13 +58,6 @@ def page(browser, request, live_server):
         (ARTIFACTS / f"{name}.html").write_text(page.content())
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
-
-
-@pytest.hookimpl(tryfirst=True, wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
 
 
 def log_in(page, username: str, password: str) -> None:

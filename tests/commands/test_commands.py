@@ -1,7 +1,6 @@
 import hashlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from django.conf import settings
 from django.core.management import call_command
 
 from batches.models import ApiKey
-from tests.e2e.conftest import wait_for
+from tests.helpers import free_port, wait_for
 
 
 def test_create_api_key_prints_the_key_once_and_stores_its_hash(django_user_model):
@@ -63,12 +62,7 @@ def test_make_tiny_model_is_offline_small_and_deterministic(tiny_model, tmp_path
     assert sum(p.stat().st_size for p in tiny_model.iterdir()) < 10 * 2**20
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
+@pytest.mark.subprocess
 def test_serve_starts_every_part_and_stops_cleanly(subprocess_env, alice_key, tmp_path):
     api, viewer = free_port(), free_port()
     env = {

@@ -5,12 +5,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from batches.files import scratch_dir
 from batches.importing import results_import
 from batches.models import Batch, File, Request
-from batches.services import data_tmp_dir
-from tests.conftest import CHAT, MODEL, jsonl, request_line
-
-COMPLETIONS = "/v1/completions"
+from tests.factories import CHAT, COMPLETIONS, MODEL, jsonl, request_line
 
 pytestmark = pytest.mark.django_db
 
@@ -89,7 +87,7 @@ def run(*args: str) -> tuple[str, str]:
 
 
 def leftover_scratch() -> list:
-    return list(data_tmp_dir().glob("import-*"))
+    return list(scratch_dir().glob("import-*"))
 
 
 @pytest.fixture

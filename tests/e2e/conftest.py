@@ -1,7 +1,6 @@
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -53,19 +52,3 @@ def processes(tmp_path, request):
     procs.stop_all()
     if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
         print(procs.logs())
-
-
-@pytest.hookimpl(tryfirst=True, wrapper=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report
-
-
-def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s: {message}")

@@ -3,8 +3,12 @@
 import json
 from collections import Counter
 
-from tests.conftest import CHAT, jsonl, request_line
-from tests.e2e.conftest import wait_for
+import pytest
+
+from tests.factories import CHAT, jsonl, request_line
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.subprocess
 
 
 def test_cancel_mid_batch_keeps_completed_lines_and_cancels_the_rest(

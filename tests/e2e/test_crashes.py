@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -12,12 +11,15 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 from django.conf import settings
 
 from batches.models import File
-from batches.reconcile import reconcile
-from tests.conftest import CHAT, chat_requests, jsonl, request_line
-from tests.e2e.conftest import wait_for
+from batches.pipeline.reconcile import reconcile
+from tests.factories import CHAT, chat_requests, jsonl, request_line
+from tests.helpers import free_port, wait_for
+
+pytestmark = pytest.mark.subprocess
 
 
 def kill_group(process) -> None:
@@ -69,12 +71,6 @@ def test_a_batch_completes_exactly_once_after_its_workers_are_killed(
     )
     assert errors == []
     assert done.request_counts.model_dump() == {"total": 400, "completed": 400, "failed": 0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_api(processes, env, port: int):

@@ -6,10 +6,10 @@ from collections import Counter
 import pytest
 from openai.types.chat import ChatCompletion
 
-from tests.conftest import CHAT, chat_requests
-from tests.e2e.conftest import wait_for
+from tests.factories import CHAT, chat_requests
+from tests.helpers import wait_for
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.subprocess]
 
 
 def test_a_batch_runs_on_vllm_from_upload_to_download(

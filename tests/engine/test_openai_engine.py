@@ -1,7 +1,6 @@
 """The `openai` engine against a real `vllm serve` of the tiny model on 127.0.0.1."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,14 +12,9 @@ from openai.types.chat import ChatCompletion
 from batches.engines.base import EngineRequest
 from batches.engines.openai import OpenAIEngine
 from batches.engines.params import CHAT, COMPLETIONS
+from tests.helpers import free_port
 
-pytestmark = pytest.mark.engine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = [pytest.mark.engine, pytest.mark.subprocess]
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +145,9 @@ def test_requests_go_round_robin_to_the_servers(vllm_server):
 @pytest.mark.django_db(transaction=True)  # the result writer has its own connection
 def test_a_batch_runs_through_the_openai_engine(vllm_server, alice, settings):
     from batches import engines
-    from batches.execution import chunk_run_next
-    from batches.finalize import batch_finalize
-    from tests.batches.test_ingest import ingest
-    from tests.conftest import chat_requests
+    from batches.pipeline.execution import chunk_run_next
+    from batches.pipeline.finalize import batch_finalize
+    from tests.factories import chat_requests, ingest
 
     settings.ENGINE = "openai"
     settings.OPENAI_ENGINE_URLS = [vllm_server]

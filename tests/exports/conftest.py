@@ -29,8 +29,8 @@ def curated(owner, carol, dave):
         request=rows[("other-model", "c-2")], user=dave, changes={"quality": 85, "tags": ["rust"]}
     )
     services.winner_pick(
-        winner=rows[("other-model", "c-3")],
-        candidates=[rows[("tiny-chat", "c-3")], rows[("other-model", "c-3")]],
+        winner_id=rows[("other-model", "c-3")].pk,
+        candidate_ids=[rows[("tiny-chat", "c-3")].pk, rows[("other-model", "c-3")].pk],
         user=carol,
     )
     return {"first": first, "second": second, "rows": rows}

@@ -3,7 +3,7 @@
 import json
 
 from exports import services
-from tests.conftest import CHAT
+from tests.factories import CHAT
 
 
 def test_a_curated_set_re_runs_through_the_batch_api(curated, carol, openai_client, q_sync):

@@ -7,9 +7,10 @@ from django.utils import timezone
 from django_q.models import Schedule
 from prometheus_client.parser import text_string_to_metric_families
 
-from batches import engines, health
+from batches import engines
 from batches.models import Heartbeat
-from batches.reconcile import reconcile
+from batches.pipeline import heartbeats
+from batches.pipeline.reconcile import reconcile
 from tests.factories import make_batch
 
 
@@ -35,11 +36,11 @@ def test_readyz_needs_the_database_the_control_cluster_and_a_loaded_engine(port_
     }
     reconcile()  # the control cluster's schedule beats
     engines._loaded.clear()
-    health.engine_heartbeat()  # the engine cluster's schedule: loads the model and beats
+    heartbeats.engine_heartbeat()  # the engine cluster's schedule: loads the model and beats
     response = port_client.get("/readyz")
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["engine"] == "ok (1 worker(s), tiny-chat)"
-    Heartbeat.objects.update(beat_at=timezone.now() - health.STALE)
+    Heartbeat.objects.update(beat_at=timezone.now() - heartbeats.STALE)
     assert port_client.get("/readyz").status_code == 503
 
 

@@ -12,10 +12,10 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from batches.models import Batch, File, Request
+from batches.purge import purge_expired
 from curation.models import Annotation, Preference, Star
-from curation.retention import purge_expired
 from exports import services as exports
-from tests.conftest import CHAT, chat_requests
+from tests.factories import CHAT, chat_requests
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,7 @@ def a_month_later():
 
 def test_the_purge_runs_daily():
     schedule = Schedule.objects.get(name="batchserver: purge expired")
-    assert (schedule.func, schedule.schedule_type) == ("curation.tasks.purge_expired", "D")
+    assert (schedule.func, schedule.schedule_type) == ("batches.tasks.purge_expired", "D")
 
 
 def test_nothing_goes_before_its_time(finished):
@@ -111,7 +111,7 @@ def test_the_dry_run_changes_nothing(finished):
 
 def test_the_dry_run_reports_what_the_purge_then_does(finished, monkeypatch):
     # One row to a transaction, so every chunk boundary is crossed.
-    monkeypatch.setattr("curation.retention.DELETE_CHUNK", 1)
+    monkeypatch.setattr("batches.purge.DELETE_CHUNK", 1)
     would = purge_expired(now=a_month_later(), dry_run=True).as_dict()
     did = purge_expired(now=a_month_later()).as_dict()
     assert {**would, "dry_run": False} == did
@@ -131,7 +131,7 @@ def test_a_result_starred_during_the_purge_is_kept(finished, carol, monkeypatch)
             starred.append(Star.objects.create(request=late, user=carol))
         return real_atomic(*args, **kwargs)
 
-    monkeypatch.setattr("curation.retention.transaction.atomic", atomic_after_a_star)
+    monkeypatch.setattr("batches.purge.transaction.atomic", atomic_after_a_star)
     report = purge_expired(now=a_month_later())
     assert Request.objects.filter(pk=late.pk).exists() and late.stars.exists()
     assert report.requests == 3

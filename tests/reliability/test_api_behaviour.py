@@ -13,14 +13,13 @@ import pytest
 from django.utils import timezone
 
 from batches import engines
-from batches.execution import chunk_run, chunk_run_next
-from batches.finalize import batch_finalize
 from batches.models import ApiKey, Batch, Chunk, File, WebhookDelivery
-from batches.reconcile import reconcile
+from batches.pipeline.execution import chunk_run, chunk_run_next
+from batches.pipeline.finalize import batch_finalize
+from batches.pipeline.reconcile import reconcile
 from batches.services import api_key_set_webhook
 from batches.webhooks import delivery_attempt
-from tests.batches.test_ingest import ingest
-from tests.conftest import CHAT, chat_requests
+from tests.factories import CHAT, chat_requests, ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,7 +115,7 @@ def test_partial_results_stream_while_the_batch_runs(openai_client, alice_key, a
     created = openai_client.batches.create(
         input_file_id=file.id, endpoint=CHAT, completion_window="24h"
     )
-    from batches.ingest import batch_ingest
+    from batches.pipeline.ingest import batch_ingest
 
     batch = Batch.objects.get(public_id=created.id)
     batch_ingest(batch_id=batch.pk)
@@ -205,7 +204,7 @@ def test_every_ending_has_its_event(alice, receiver):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from batches import services
-    from batches.ingest import batch_ingest
+    from batches.pipeline.ingest import batch_ingest
 
     key, _ = services.api_key_create(owner=alice, webhook_url=receiver)
 

@@ -14,12 +14,11 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule
 
 from batches import engines, services
-from batches.execution import chunk_run, chunk_run_next
-from batches.finalize import batch_finalize
 from batches.models import Batch, Chunk, Request
-from batches.reconcile import reconcile
-from tests.batches.test_ingest import ingest
-from tests.conftest import chat_requests, jsonl, request_line
+from batches.pipeline.execution import chunk_run, chunk_run_next
+from batches.pipeline.finalize import batch_finalize
+from batches.pipeline.reconcile import reconcile
+from tests.factories import chat_requests, ingest, jsonl, request_line
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,12 +16,15 @@ import openai
 import pytest
 
 from batches.models import Batch, Chunk, File, Request
-from tests.conftest import CHAT, MODEL, chat_requests, jsonl, request_line
+from tests.factories import CHAT, COMPLETIONS, MODEL, chat_requests, jsonl, request_line
 
-COMPLETIONS = "/v1/completions"
 BOM = b"\xef\xbb\xbf"
 SMALL_LINE_LIMIT = 1024  # MAX_LINE_BYTES for the line-length cases, to keep them fast
 ErrorList = list[tuple[str, int | None]]
+
+# A hundred cases through the live API take about a minute on two busy cores,
+# almost half the fast run again; every validation rule is also in test_ingest.py.
+pytestmark = pytest.mark.fuzz
 
 
 @dataclass(frozen=True)

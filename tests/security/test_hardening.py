@@ -23,7 +23,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from batches.models import ApiKey, Batch, File
-from tests.conftest import chat_requests
+from tests.factories import chat_requests
 
 BASE = Path(settings.BASE_DIR)
 

@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from batches.enqueue import ENGINE_CLUSTER
+from batches.pipeline.enqueue import ENGINE_CLUSTER
 
 STOP_TIMEOUT = 30
 

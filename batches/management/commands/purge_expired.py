@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from curation.retention import purge_expired
+from batches.purge import purge_expired
 
 
 class Command(BaseCommand):

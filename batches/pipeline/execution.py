@@ -15,17 +15,21 @@ import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
+from typing import cast
 
 import orjson
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
-from batches import engines, health
+from batches import engines
 from batches.engines.base import EngineRequest, EngineResult
+from batches.jsonl import without_nul
 from batches.models import Batch, Chunk, Request
+from batches.pipeline import heartbeats
 from batches.services import request_finalize
+from core.exceptions import error_body
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,10 @@ _RESULT_FIELDS = [
 ]
 _UPDATE_RESULT_SQL = "UPDATE {table} SET {assignments} WHERE {pk} = %s".format(
     table=Request._meta.db_table,
-    assignments=", ".join(f"{Request._meta.get_field(f).column} = %s" for f in _RESULT_FIELDS),
+    # Concrete fields, never relations seen from the other side.
+    assignments=", ".join(
+        f"{cast(Field, Request._meta.get_field(f)).column} = %s" for f in _RESULT_FIELDS
+    ),
     pk=Request._meta.pk.column,
 )
 
@@ -109,6 +116,8 @@ def _fairest_pending_chunk() -> Chunk | None:
     if same is None or best.batch.priority > same.batch.priority:
         return best
     waiting_since = best.batch.last_served_at or best.batch.in_progress_at
+    # A batch becomes in_progress in the same update that sets in_progress_at.
+    assert waiting_since is not None
     waited = (timezone.now() - waiting_since).total_seconds()
     return best if waited > settings.MODEL_SWITCH_AFTER_SECONDS else same
 
@@ -121,7 +130,7 @@ def _claim(chunks) -> Chunk | None:
             status=Chunk.Status.PENDING, batch__status=Batch.Status.IN_PROGRESS
         ).update(
             status=Chunk.Status.RUNNING,
-            leased_by=health.worker_id(),
+            leased_by=heartbeats.worker_id(),
             lease_expires_at=now + lease(),
             started_at=now,
             attempts=F("attempts") + 1,
@@ -159,7 +168,7 @@ def _run(chunk: Chunk, engine) -> None:
 
     finished = Chunk.Status.CANCELLED if writer.stopped else Chunk.Status.DONE
     with transaction.atomic():
-        closed = Chunk.objects.filter(pk=chunk.pk, leased_by=health.worker_id()).update(
+        closed = Chunk.objects.filter(pk=chunk.pk, leased_by=heartbeats.worker_id()).update(
             status=finished, finished_at=timezone.now(), lease_expires_at=None
         )
         if closed:
@@ -201,8 +210,7 @@ def _start_attempt(chunk: Chunk) -> dict[int, int]:
 def _gave_up(pk: int, error: dict | None, attempts: int) -> EngineResult:
     reason = (error or {}).get("message", "the worker running it stopped")
     message = f"Gave up after {attempts} attempts: {reason}"
-    body = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-    return EngineResult(key=pk, status_code=500, body=body)
+    return EngineResult(key=pk, status_code=500, body=error_body(message, type="server_error"))
 
 
 class ResultWriter:
@@ -281,9 +289,9 @@ class ResultWriter:
                 final.append(result)
         completed = sum(1 for r in final if r.ok)
         with transaction.atomic():
-            renewed = Chunk.objects.filter(pk=self.chunk.pk, leased_by=health.worker_id()).update(
-                lease_expires_at=now + lease()
-            )
+            renewed = Chunk.objects.filter(
+                pk=self.chunk.pk, leased_by=heartbeats.worker_id()
+            ).update(lease_expires_at=now + lease())
             if not renewed:
                 raise LeaseLost(f"{self.chunk} was taken over by another worker")
             if rows:
@@ -300,7 +308,7 @@ class ResultWriter:
             status = Batch.objects.values_list("status", flat=True).get(pk=self.chunk.batch_id)
         if time.monotonic() - self._last_beat > HEARTBEAT_SECONDS:
             # A worker busy on a long chunk runs no heartbeat task: it beats here.
-            health.beat(f"{health.ENGINE_PREFIX}{health.worker_id()}", model=engines.loaded_model())
+            heartbeats.engine_beat()
             self._last_beat = time.monotonic()
         self.written += len(final)
         return status
@@ -332,7 +340,7 @@ def _row(result: EngineResult, finished_at, *, final: bool) -> tuple:
     return (
         Request.Status.COMPLETED if result.ok else Request.Status.FAILED,
         result.status_code,
-        orjson.dumps(_without_nul(result.body)).decode(),
+        orjson.dumps(without_nul(result.body)).decode(),
         None,
         result.prompt_tokens,
         result.completion_tokens,
@@ -341,18 +349,3 @@ def _row(result: EngineResult, finished_at, *, final: bool) -> tuple:
         finished_at,
         result.key,
     )
-
-
-def _without_nul(value):
-    """The body with NUL characters replaced by U+FFFD.
-
-    Models do emit NUL now and then; PostgreSQL refuses it in JSON (and in
-    text), and one such answer must not fail the rest of its chunk.
-    """
-    if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
-    if isinstance(value, dict):
-        return {key: _without_nul(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(item) for item in value]
-    return value

@@ -13,9 +13,10 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django_q.brokers import get_broker
 
-from batches import enqueue, health, webhooks
-from batches.enqueue import ENGINE_CLUSTER
+from batches import webhooks
 from batches.models import Batch, Chunk
+from batches.pipeline import enqueue, heartbeats
+from batches.pipeline.enqueue import ENGINE_CLUSTER
 from batches.services import request_finalize
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ TEMP_FILE_MAX_AGE = timedelta(days=1)
 
 def reconcile() -> dict:
     """One pass; returns what it did, for logs and tests."""
-    health.beat(health.CONTROL)
+    heartbeats.control_beat()
     done = {
         "expired": expire_overdue_batches(),
         "chunks_recovered": recover_lapsed_chunks(),

@@ -8,26 +8,30 @@ the codes are stable and listed in the README.
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import cast
 
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
-from batches import enqueue, webhooks
+from batches import webhooks
 from batches.engines import served_models
+from batches.jsonl import (
+    MAX_JSON_DEPTH,
+    MAX_REPORTED_LINES,
+    contains_nul,
+    deeper_than,
+    iter_lines,
+    without_bom,
+)
 from batches.models import Batch, Chunk, Request
+from batches.pipeline import enqueue
 
 logger = logging.getLogger(__name__)
 
-MAX_REPORTED_ERRORS = 100
-MAX_CUSTOM_ID_LENGTH = 512
-# Far beyond any chat request, and inside what orjson writes back (254 levels;
-# it reads 1024) and what the recursive checks below can walk.
-MAX_JSON_DEPTH = 100
 INSERT_BATCH_SIZE = 1000
-UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -73,8 +77,8 @@ class InputValidator:
                 f"Line {line} is longer than {settings.MAX_LINE_BYTES} bytes.",
                 line,
             )
-        if line == 1 and raw.startswith(UTF8_BOM):
-            raw = raw[len(UTF8_BOM) :]
+        if line == 1:
+            raw = without_bom(raw)
         if raw.isspace() or not raw:
             return None
 
@@ -96,15 +100,13 @@ class InputValidator:
         if not isinstance(data, dict):
             return LineError("invalid_line", f"Line {line} is not a JSON object.", line)
         # Counting brackets (in strings too) is cheap and rules out almost every line.
-        if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(
-            data, MAX_JSON_DEPTH
-        ):
+        if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and deeper_than(data, MAX_JSON_DEPTH):
             return LineError(
                 "invalid_json",
                 f"Line {line} nests JSON more than {MAX_JSON_DEPTH} levels deep.",
                 line,
             )
-        if b"\\u0000" in raw and _contains_nul(data):
+        if b"\\u0000" in raw and contains_nul(data):
             return LineError(
                 "invalid_character",
                 f"Line {line} contains a NUL character (\\u0000), which cannot be stored.",
@@ -121,10 +123,10 @@ class InputValidator:
                 line,
                 "custom_id",
             )
-        if len(custom_id) > MAX_CUSTOM_ID_LENGTH:
+        if len(custom_id) > Request.CUSTOM_ID_MAX_LENGTH:
             return LineError(
                 "invalid_custom_id",
-                f"Line {line}: custom_id is longer than {MAX_CUSTOM_ID_LENGTH} characters.",
+                f"Line {line}: custom_id is longer than {Request.CUSTOM_ID_MAX_LENGTH} characters.",
                 line,
                 "custom_id",
             )
@@ -237,6 +239,8 @@ def batch_ingest(*, batch_id: int) -> None:
 
 def _store_requests(batch: Batch) -> tuple[str, int]:
     """Stream, validate and insert; return (model, request count)."""
+    # Only imported batches have no input file, and they are created completed.
+    assert batch.input_file is not None
     if batch.input_file.deleted_at is not None:
         raise InvalidInput(
             [
@@ -267,7 +271,7 @@ def _store_requests(batch: Batch) -> tuple[str, int]:
             result = validator.check(line, raw)
             if isinstance(result, LineError):
                 errors.append(result)
-                if len(errors) >= MAX_REPORTED_ERRORS or result.code == "too_many_requests":
+                if len(errors) >= MAX_REPORTED_LINES or result.code == "too_many_requests":
                     break
             elif result is not None and not errors:
                 pending.append(result)
@@ -279,6 +283,9 @@ def _store_requests(batch: Batch) -> tuple[str, int]:
     if errors:
         raise InvalidInput(errors)
     insert_requests(batch.pk, pending)
+    # No errors and at least one request: every request passed _check_request,
+    # which sets the model.
+    assert validator.model is not None
     return validator.model, validator.count
 
 
@@ -293,7 +300,8 @@ def insert_requests(batch_id: int, requests: list[NewRequest]) -> None:
     if not requests:
         return
     table = Request._meta.db_table
-    columns = [Request._meta.get_field(f).column for f in _INSERTED_FIELDS]
+    # Concrete fields, never relations seen from the other side.
+    columns = [cast(Field, Request._meta.get_field(f)).column for f in _INSERTED_FIELDS]
     rows = [
         (batch_id, r.line, r.custom_id, orjson.dumps(r.body).decode(), Request.Status.PENDING, 0)
         for r in requests
@@ -316,23 +324,6 @@ def insert_requests(batch_id: int, requests: list[NewRequest]) -> None:
 _INSERTED_FIELDS = ["batch", "line", "custom_id", "body", "status", "attempts"]
 
 
-def iter_lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, bytes) for each line; None for a line over the limit.
-
-    The limit counts the line's content, not its LF or CRLF ending. An
-    over-long line is skipped in bounded reads, never held in memory.
-    """
-    number = 0
-    while line := handle.readline(max_line_bytes + 2):
-        number += 1
-        if len(line.removesuffix(b"\n").removesuffix(b"\r")) > max_line_bytes:
-            while line and not line.endswith(b"\n"):
-                line = handle.readline(max_line_bytes + 2)
-            yield number, None
-        else:
-            yield number, line
-
-
 def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int, int]]:
     """(first_line, last_line, requests) of consecutive chunks of `size` requests.
 
@@ -351,6 +342,7 @@ def _chunk_ranges(batch: Batch, size: int) -> Iterator[tuple[int, int, int]]:
             yield first, previous, in_chunk
             first, in_chunk = None, 0
     if first is not None:
+        assert previous is not None  # set together with first
         yield first, previous, in_chunk
 
 
@@ -376,30 +368,3 @@ def _finish_cancelled(batch: Batch) -> None:
         )
         if cancelled:
             webhooks.notify_batch_ended(batch_id=batch.pk)
-
-
-def _deeper_than(value, limit: int) -> bool:
-    """Whether objects and arrays nest more than `limit` levels (walked without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
-
-
-def _contains_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False

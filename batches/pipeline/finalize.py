@@ -15,8 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from batches import webhooks
+from batches.files import delete_stored, scratch_dir
 from batches.models import Batch, Request
-from batches.services import data_tmp_dir, file_store_generated
+from batches.services import file_store_generated
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class Outcome:
 
 
 # (status, ending) -> outcome.
-_OUTCOMES = {
+_OUTCOMES: dict[tuple[str, str], Outcome] = {
     # Every chunk closed normally, so no request should be left; one that is
     # still gets an error line rather than vanishing from both files.
     (Batch.Status.FINALIZING, "completed"): Outcome(
@@ -103,10 +104,7 @@ def batch_finalize(*, batch_id: int) -> None:
                 raise RuntimeError(f"{batch} changed status while finalizing")
             webhooks.notify_batch_ended(batch_id=batch.pk)
     except BaseException:
-        for file in (output_file, error_file):
-            if file is not None:
-                file.content.delete(save=False)
-                file.delete()
+        delete_stored([output_file, error_file])
         raise
     finally:
         output_path.unlink(missing_ok=True)
@@ -145,7 +143,7 @@ def output_lines(batch: Batch) -> Iterator[bytes]:
 
 def _write_files(batch: Batch):
     """Stream the batch's rows, in input order, into the two JSONL files."""
-    tmp = data_tmp_dir()
+    tmp = scratch_dir()
     output_path = tmp / f"{batch.public_id}_output.jsonl"
     error_path = tmp / f"{batch.public_id}_error.jsonl"
     completed = failed = 0

@@ -1,5 +1,8 @@
 """Retention: results and files go after RETENTION_DAYS; curated data stays forever.
 
+The purge runs daily (batches.tasks.purge_expired) and on demand
+(`manage.py purge_expired`).
+
 A result is curated when anyone starred it, annotated it, chose it or rejected
 it in a comparison, or exported it. A curated result keeps its row and its
 batch's row (id, model, endpoint), which is all an export needs to be made
@@ -13,7 +16,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 
 from batches.models import Batch, File, Heartbeat, IdempotencyKey, Request
@@ -35,17 +39,25 @@ class PurgeReport:
         return asdict(self)
 
 
-def curated_requests():
-    """Results someone curated: starred, annotated, preferred or exported."""
-    from curation.models import Annotation, Preference, Star
-    from exports.models import Export
+# Apps whose rows are curated data. A result any of their tables points at
+# (a star, an annotation, a preference, an export, and whatever curation
+# records next) is kept forever, without this module naming their models.
+CURATED_APPS = ("curation", "exports")
 
-    return Request.objects.filter(
-        Exists(Star.objects.filter(request=OuterRef("pk")))
-        | Exists(Annotation.objects.filter(request=OuterRef("pk")))
-        | Exists(Preference.objects.filter(Q(chosen=OuterRef("pk")) | Q(rejected=OuterRef("pk"))))
-        | Exists(Export.results.through.objects.filter(request=OuterRef("pk")))
-    )
+
+def curated_requests() -> QuerySet[Request]:
+    """Results someone curated: any row of a curated app refers to them."""
+    # Q() | Exists(...) is an Exists, and Exists | Exists a Q.
+    refers: Q | Combinable = Q()
+    for relation in Request._meta.related_objects:
+        model = relation.related_model
+        # A reverse relation's model is the class holding the foreign key: Django
+        # resolves "self" and lazy references before apps are ready.
+        assert not isinstance(model, str)
+        if model._meta.app_label in CURATED_APPS:
+            rows = model._default_manager.filter(**{relation.remote_field.name: OuterRef("pk")})
+            refers |= Exists(rows)
+    return Request.objects.filter(refers)
 
 
 # Rows deleted per transaction: each one holds SQLite's write lock, or PostgreSQL's
@@ -125,6 +137,11 @@ def _forget_contents(files, now) -> int:
             chunk = File.objects.filter(pk__in=pks[start : start + DELETE_CHUNK])
             names = [name for name in chunk.values_list("content", flat=True) if name]
             chunk.update(deleted_at=now)
+
+            def delete_bytes(names: list[str] = names) -> None:
+                for name in names:
+                    default_storage.delete(name)
+
             # The bytes go once the rows say so for good (never on a rollback).
-            transaction.on_commit(lambda names=names: [default_storage.delete(n) for n in names])
+            transaction.on_commit(delete_bytes)
     return len(pks)

@@ -1,7 +1,0 @@
-"""django-q2 entry points for curation."""
-
-from curation.retention import purge_expired as purge
-
-
-def purge_expired() -> None:
-    purge()
