@@ -1,6 +1,8 @@
 from django import template
 
-from curation.models import CategoryChoices, annotation_of
+from batches.models import Batch
+from curation import selectors
+from curation.models import Annotation, CategoryChoices, Tag, annotation_of
 
 register = template.Library()
 
@@ -20,22 +22,55 @@ def category_choices():
     return CategoryChoices.choices
 
 
+# Limits live on the models and selectors; templates read them here so that a
+# changed constant cannot leave a stale copy in the HTML.
+
+
+@register.simple_tag
+def annotation_limits() -> dict[str, int]:
+    return {
+        "notes": Annotation.NOTES_MAX_LENGTH,
+        "tags": Annotation.MAX_TAGS,
+        "tag_length": Tag.NAME_MAX_LENGTH,
+    }
+
+
+@register.simple_tag
+def results_count_cap() -> int:
+    return selectors.COUNT_CAP
+
+
+@register.simple_tag
+def terminal_statuses() -> str:
+    """Space-separated, for a data attribute: the dashboard script stops polling these."""
+    return " ".join(str(status) for status in Batch.TERMINAL_STATUSES)
+
+
 @register.filter
 def percent(part, whole) -> int:
     return int(100 * (part or 0) / whole) if whole else 0
 
 
 @register.inclusion_tag("viewer/_bars.html")
-def bar_chart(series: list[tuple[str, int]]) -> dict:
-    """An SVG bar chart of (label, value) pairs, bars at most 100 units high."""
-    peak = max((value for _, value in series), default=0)
+def bar_chart(
+    series: list[tuple[str, int]], *, title: str, label: str = "Label", value: str = "Value"
+) -> dict:
+    """A captioned SVG bar chart of (label, value) pairs, bars at most 100 units high.
+
+    The SVG is one image named by `title`; a visually hidden table carries the
+    numbers for screen readers, which cannot read the bars themselves.
+    """
+    peak = max((count for _, count in series), default=0)
     bars = []
-    for i, (label, value) in enumerate(series):
-        height = round(100 * value / peak, 1) if peak else 0
+    for i, (name, count) in enumerate(series):
+        height = round(100 * count / peak, 1) if peak else 0
         bars.append(
-            {"label": label, "value": value, "x": i * 10 + 1, "y": 110 - height, "height": height}
+            {"label": name, "value": count, "x": i * 10 + 1, "y": 110 - height, "height": height}
         )
     return {
+        "title": title,
+        "label_heading": label,
+        "value_heading": value,
         "bars": bars,
         "width": max(len(series), 1) * 10,
         "peak": peak,

@@ -1,5 +1,8 @@
 // Batch Server viewer: stars, metadata, winners and shortcuts without page reloads.
 // Plain JavaScript, served locally; the server decides who did what (the session).
+// Every endpoint comes from the page: templates render it with {% url %} into the
+// data-url (or data-count-url) of the element a handler works on, so routes are
+// named in one place, batchserver/urls/viewer.py.
 "use strict";
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]').content;
@@ -50,7 +53,7 @@ async function toggleStar(container) {
   const starred = button.getAttribute("aria-pressed") !== "true";
   button.disabled = true;
   try {
-    const data = await api("POST", "/api/gold-star", {
+    const data = await api("POST", container.dataset.url, {
       result_id: Number(container.dataset.resultId),
       starred,
     });
@@ -110,25 +113,39 @@ document.addEventListener("submit", (event) => {
   saveAnnotation(form);
 });
 
-document.addEventListener("input", async (event) => {
+// One request per pause in typing, not one per keystroke.
+const SUGGEST_DELAY_MS = 200;
+
+async function suggestTags(input, request) {
+  const typed = input.value;
+  const last = typed.split(",").pop().trim();
+  try {
+    const data = await api("GET", `${input.dataset.url}?${new URLSearchParams({ q: last })}`);
+    // Replies can overtake each other; one for older text would list stale tags.
+    if (request !== input.suggestRequest) return;
+    const done = typed.split(",").slice(0, -1).map((t) => t.trim()).filter(Boolean);
+    const prefix = done.length ? `${done.join(", ")}, ` : "";
+    input.closest("form").querySelector("datalist").replaceChildren(...data.tags.map((tag) => {
+      const option = document.createElement("option");
+      option.value = prefix + tag;
+      return option;
+    }));
+  } catch (error) {
+    // Suggestions are a convenience; typing goes on without them.
+  }
+}
+
+document.addEventListener("input", (event) => {
   const form = event.target.closest("form.annotation");
   if (!form) return;
   if (event.target.name === "quality") setQuality(form, event.target.value);
   if (event.target.name === "tags") {
-    const last = event.target.value.split(",").pop().trim();
-    const list = form.querySelector("datalist");
-    try {
-      const data = await api("GET", `/api/tags?q=${encodeURIComponent(last)}`);
-      const done = event.target.value.split(",").slice(0, -1).map((t) => t.trim()).filter(Boolean);
-      const prefix = done.length ? `${done.join(", ")}, ` : "";
-      list.replaceChildren(...data.tags.map((tag) => {
-        const option = document.createElement("option");
-        option.value = prefix + tag;
-        return option;
-      }));
-    } catch (error) {
-      // Suggestions are a convenience; typing goes on without them.
-    }
+    const input = event.target;
+    // Counted per keystroke, so a reply still in flight is stale as soon as the text changes.
+    input.suggestRequest = (input.suggestRequest || 0) + 1;
+    const request = input.suggestRequest;
+    clearTimeout(input.suggestTimer);
+    input.suggestTimer = setTimeout(() => suggestTags(input, request), SUGGEST_DELAY_MS);
   }
 });
 
@@ -139,8 +156,12 @@ document.addEventListener("click", async (event) => {
   if (!button) return;
   const card = button.closest(".candidate");
   const group = card.closest(".side-by-side");
+  const buttons = group.querySelectorAll(".pick-winner");
+  // One pick at a time: a double click, or a second card clicked mid-request,
+  // would otherwise race the first request on the server.
+  buttons.forEach((each) => { each.disabled = true; });
   try {
-    const data = await api("POST", "/api/compare/winner", {
+    const data = await api("POST", group.dataset.url, {
       winner: Number(card.dataset.resultId),
       candidates: group.dataset.candidates.split(",").map(Number),
     });
@@ -153,12 +174,23 @@ document.addEventListener("click", async (event) => {
     toast("Winner recorded");
   } catch (error) {
     toast(error.message, true);
+  } finally {
+    buttons.forEach((each) => { each.disabled = false; });
   }
 });
 
 // --- Review page shortcuts -----------------------------------------------------------
 
 const QUALITY_BANDS = { 1: 20, 2: 40, 3: 60, 4: 80, 5: 100 };
+
+function toggleShortcuts() {
+  const open = document.getElementById("shortcuts").classList.toggle("open");
+  document.getElementById("shortcuts-toggle").setAttribute("aria-expanded", String(open));
+}
+
+document.addEventListener("click", (event) => {
+  if (event.target.closest("#shortcuts-toggle")) toggleShortcuts();
+});
 
 document.addEventListener("keydown", (event) => {
   if (!document.body.classList.contains("review")) return;
@@ -180,7 +212,7 @@ document.addEventListener("keydown", (event) => {
     event.preventDefault();
     form.elements.notes.focus();
   } else if (event.key === "?") {
-    document.getElementById("shortcuts").classList.toggle("open");
+    toggleShortcuts();
   } else return;
   event.preventDefault();
 });
@@ -188,11 +220,14 @@ document.addEventListener("keydown", (event) => {
 // --- Dashboard: live batch progress ----------------------------------------------------
 
 async function refreshBatches() {
-  const rows = [...document.querySelectorAll('#batches tr[data-active="true"]')];
+  const table = document.getElementById("batches");
+  const rows = [...table.querySelectorAll('tr[data-active="true"]')];
   if (!rows.length) return;
-  const query = rows.map((row) => `id=${encodeURIComponent(row.dataset.batch)}`).join("&");
+  const query = new URLSearchParams(rows.map((row) => ["id", row.dataset.batch]));
+  // Rendered from Batch.TERMINAL_STATUSES: a batch in one of these never changes again.
+  const terminalStatuses = table.dataset.terminalStatuses.split(" ");
   try {
-    const data = await api("GET", `/api/batches/progress?${query}`);
+    const data = await api("GET", `${table.dataset.url}?${query}`);
     for (const batch of data.batches) {
       const row = document.querySelector(`#batches tr[data-batch="${batch.public_id}"]`);
       const done = batch.completed_requests + batch.failed_requests;
@@ -201,8 +236,7 @@ async function refreshBatches() {
       row.querySelector("progress").value = percent;
       const failed = batch.failed_requests ? ` (${batch.failed_requests} failed)` : "";
       row.querySelector(".counts").textContent = `${done} / ${batch.total_requests}${failed}`;
-      const terminal = ["completed", "failed", "expired", "cancelled"].includes(batch.status);
-      row.dataset.active = String(!terminal);
+      row.dataset.active = String(!terminalStatuses.includes(batch.status));
     }
   } catch (error) {
     // The next refresh tries again.

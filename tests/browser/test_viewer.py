@@ -1,14 +1,19 @@
 """The reviewer's main flows in real Chromium: log in, star, annotate, compare, shortcuts."""
 
 import re
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlparse
 
+import pytest
 from playwright.sync_api import expect
 
 from batches.models import Batch
 from curation.models import Annotation, Preference, Star, Tag
 from tests.browser.conftest import log_in
 from tests.factories import make_batch
+
+pytestmark = pytest.mark.browser
 
 
 def test_log_in_and_star_from_the_table(page, owner, carol):
@@ -105,6 +110,7 @@ def test_keyboard_shortcuts_on_the_review_page(page, owner, carol):
     log_in(page, "carol", "carol-pw")
     page.goto(f"/results/{rows[1].pk}/")
     expect(page.locator("#shortcuts")).to_contain_text("star or unstar")
+    expect(page.locator("#shortcuts")).to_be_hidden()
 
     page.keyboard.press("s")
     expect(page.locator("h1 button.star")).to_have_attribute("aria-pressed", "true")
@@ -117,6 +123,9 @@ def test_keyboard_shortcuts_on_the_review_page(page, owner, carol):
     page.keyboard.press("Escape")
     page.keyboard.press("?")
     expect(page.locator("#shortcuts")).to_have_class(re.compile(r"\bopen\b"))
+    expect(page.locator("#shortcuts")).to_be_visible()
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_hidden()
 
     assert Star.objects.filter(request=rows[1], user=carol).exists()
     assert Annotation.objects.get(request=rows[1]).quality == 80
@@ -175,3 +184,99 @@ def test_export_panel_counts_then_downloads_the_chosen_format(page, owner, carol
     page.goto("/exports/")
     expect(page.locator("#past-exports tbody tr")).to_have_count(1)
     expect(page.locator("#past-exports")).to_contain_text("finetuning_data.jsonl")
+
+
+# Replies to the page's fetch() are handed out by the test, in any order. Every
+# step after a reply is a microtask, so one message-channel task later the page
+# has handled it (the fake clock does not touch MessageChannel).
+FAKE_FETCH = """() => {
+  window.requests = [];
+  window.fetch = (url) => new Promise((resolve) => window.requests.push({ url, resolve }));
+  window.reply = async (index, body) => {
+    window.requests[index].resolve({ ok: true, status: 200, json: async () => body });
+    await new Promise((done) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = done;
+      channel.port2.postMessage(null);
+    });
+  };
+}"""
+
+
+def test_tag_suggestions_wait_for_a_pause_and_ignore_stale_replies(page, owner, carol):
+    result = make_batch(owner, count=1).requests.get()
+    log_in(page, "carol", "carol-pw")
+    page.clock.install(time=datetime(2026, 1, 5, 9, 0))
+    page.goto(f"/results/{result.pk}/")
+    page.clock.pause_at(datetime(2026, 1, 5, 10, 0))
+    page.evaluate(FAKE_FETCH)
+    tags = page.locator("input[name=tags]")
+    requests = lambda: page.evaluate("window.requests.map((r) => r.url)")  # noqa: E731
+
+    tags.press_sequentially("sen")
+    page.clock.run_for(199)
+    assert requests() == []  # still typing
+    page.clock.run_for(1)
+    assert requests() == ["/api/tags?q=sen"]
+    tags.press_sequentially("ior, st")
+    page.clock.run_for(200)
+    assert requests() == ["/api/tags?q=sen", "/api/tags?q=st"]
+
+    page.evaluate("window.reply(1, { tags: ['strong-communication'] })")
+    options = page.locator("datalist option")
+    expect(options).to_have_attribute("value", "senior, strong-communication")
+    page.evaluate("window.reply(0, { tags: ['senior', 'sentinel'] })")  # overtaken
+    assert options.evaluate_all("(all) => all.map((o) => o.value)") == [
+        "senior, strong-communication"
+    ]
+
+
+def test_a_double_click_picks_the_winner_once(page, owner, carol):
+    first = make_batch(owner, model="tiny-chat", count=1, prefix="c")
+    second = make_batch(owner, model="other-model", count=1, prefix="c")
+    log_in(page, "carol", "carol-pw")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto(f"/compare/?batch={first.public_id}&batch={second.public_id}")
+
+    chosen = page.locator(".candidate", has_text="other-model")
+    chosen.locator(".pick-winner").dblclick()
+    expect(chosen).to_have_class(re.compile(r"\bwinner\b"))
+    expect(chosen.locator(".pick-winner")).to_have_text("Winner ✓")
+    expect(page.locator(".pick-winner:disabled")).to_have_count(0)  # enabled again
+    expect(chosen.locator(".starred-by")).to_have_text("carol")
+    assert [urlparse(url).path for url in posts] == ["/api/compare/winner"]
+    winner = second.requests.get()
+    loser = first.requests.get()
+    assert list(Preference.objects.values_list("chosen", "rejected", "user")) == [
+        (winner.pk, loser.pk, carol.pk)
+    ]
+
+
+def test_stars_charts_and_help_have_accessible_names(page, owner, carol):
+    result = make_batch(owner, count=1).requests.get()
+    Annotation.objects.create(request=result, quality=95, edited_by=carol)
+    log_in(page, "carol", "carol-pw")
+    for title, headings in (
+        ("Requests finished per hour (last 24 h)", ["Hour", "Requests"]),
+        ("Quality scores", ["Score", "Results"]),
+    ):
+        expect(page.get_by_role("img", name=title)).to_be_visible()
+        table = page.get_by_role("table", name=title)  # for screen readers only
+        expect(table.get_by_role("columnheader")).to_have_text(headings)
+    last_bin = page.get_by_role("table", name="Quality scores").locator("tbody tr").last
+    expect(last_bin.locator("th, td")).to_have_text(["90-100", "1"])
+
+    page.goto(f"/results/{result.pk}/")
+    star = page.locator("h1").get_by_role("button", name="Gold-star this result")
+    expect(star).to_have_attribute("aria-pressed", "false")
+    star.click()
+    expect(star).to_have_attribute("aria-pressed", "true")
+
+    toggle = page.get_by_role("button", name="Keyboard shortcuts (?)")
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    toggle.click()
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    toggle.click()
+    expect(page.locator("#shortcuts")).to_be_hidden()

@@ -1,12 +1,14 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from django.utils import timezone
 
-from batches.models import Chunk, Request
-from curation import services
-from curation.models import Preference, Star
+from batches.models import Batch, Chunk, Request
+from curation import selectors, services
+from curation.models import Annotation, Preference, Star, Tag
 from curation.selectors import compare_batches, compare_item, dashboard
 from tests.factories import make_batch
 
@@ -131,6 +133,29 @@ def test_dashboard_counts_and_charts(owner, carol_client, carol, dave):
     assert batch.public_id in html and "<svg" in html and "cdn" not in html.lower()
     progress = carol_client.get(f"/api/batches/progress?id={batch.public_id}").json()
     assert progress["batches"][0]["completed_requests"] == 4
+
+
+def test_pages_render_endpoints_and_limits_from_the_code(owner, carol_client, monkeypatch):
+    result = make_batch(owner, count=3).requests.order_by("pk").first()
+    html = carol_client.get("/").content.decode()
+    assert f'data-url="{reverse("api-batch-progress")}"' in html
+    assert f'data-terminal-statuses="{" ".join(Batch.TERMINAL_STATUSES)}"' in html
+    assert 'role="img" aria-label="Quality scores"' in html
+
+    html = carol_client.get(f"/results/{result.pk}/").content.decode()
+    for url in (
+        reverse("api-gold-star"),
+        reverse("api-tags"),
+        reverse("api-annotation", args=[result.pk]),
+    ):
+        assert f'data-url="{url}"' in html
+    assert f'maxlength="{Annotation.NOTES_MAX_LENGTH}"' in html
+    assert f"at most {Annotation.MAX_TAGS} tags of {Tag.NAME_MAX_LENGTH} characters" in html
+
+    monkeypatch.setattr(selectors, "COUNT_CAP", 2)
+    assert "More than 2 results" in carol_client.get("/results/").content.decode()
+    # The script takes every endpoint from the page, never from a copy of its own.
+    assert "/api/" not in (settings.BASE_DIR / "static/viewer/viewer.js").read_text()
 
 
 def test_every_asset_is_served_locally(carol_client, owner):
