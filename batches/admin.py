@@ -15,7 +15,18 @@ from import_export.admin import ExportActionMixin
 from import_export.formats.base_formats import CSV
 
 from batches import services
-from batches.models import ApiKey, Batch, Chunk, File, Request
+from batches.models import (
+    ApiKey,
+    Batch,
+    Chunk,
+    File,
+    Heartbeat,
+    IdempotencyKey,
+    Request,
+    WebhookDelivery,
+    excerpt,
+)
+from batches.webhooks import loggable_url
 from core.exceptions import ApplicationError
 from curation import services as curation_services
 from curation.models import CategoryChoices, Tag
@@ -24,12 +35,22 @@ from exports.tabular import ResultResource
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the server writes: browsable, never edited by hand."""
+    """Rows the server writes: browsable, never edited or deleted by hand.
+
+    Deleting is refused too, as django-q2's admins do for their tables: a batch,
+    a result or a file cascades into the curated rows that refer to it (stars,
+    annotations, preferences, export links), which are kept forever; the
+    retention purge is what removes uncurated data. Django's delete page also
+    refuses any deletion (a user's, a key's) that would cascade into these.
+    """
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -92,6 +113,60 @@ class ChunkAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["batch__public_id", "leased_by"]
     list_select_related = ["batch"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    """What an operator looks at when a client says it was never told."""
+
+    list_display = [
+        "event",
+        "batch",
+        "destination",
+        "attempts",
+        "delivered_at",
+        "next_attempt_at",
+        "error_excerpt",
+    ]
+    list_filter = ["event", ("delivered_at", admin.EmptyFieldListFilter)]
+    search_fields = ["batch__public_id"]  # not the URL: a search could probe its password
+    list_select_related = ["batch"]
+    # The URL as loggable_url shows it: the stored one may hold a password.
+    fields = readonly_fields = (
+        "event",
+        "batch",
+        "api_key",
+        "destination",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error",
+    )
+
+    @admin.display(description="URL")
+    def destination(self, delivery: WebhookDelivery) -> str:
+        return loggable_url(delivery.url)  # never a password or a query-string token
+
+    @admin.display(description="Last error")
+    def error_excerpt(self, delivery: WebhookDelivery) -> str:
+        return excerpt(delivery.last_error)
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["name", "beat_at", "details"]
+    search_fields = ["name"]
+    ordering = ["-beat_at"]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyAdmin):
+    list_display = ["key", "endpoint", "owner", "status_code", "created_at"]
+    list_filter = ["endpoint", "created_at"]
+    search_fields = ["key", "owner__username"]
+    list_select_related = ["owner"]
+    exclude = ["response"]  # a whole object, as first answered; the API shows it
 
 
 class ChunkInline(admin.TabularInline):

@@ -104,7 +104,7 @@ class FileCreateApi(APIView):
         data = request.data  # parses the multipart body, streaming the file to disk
         if getattr(request, "upload_too_large", False):  # set by LimitedTemporaryFileUploadHandler
             raise ApplicationError(
-                f"The file is larger than the {settings.MAX_UPLOAD_BYTES} byte limit.",
+                f"The upload is larger than the {settings.MAX_UPLOAD_BYTES} byte file limit.",
                 param="file",
                 code="file_too_large",
                 status=413,

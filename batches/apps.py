@@ -2,8 +2,9 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 RECONCILE_SCHEDULE = "batchserver: reconcile"
-ENGINE_HEARTBEAT_SCHEDULE = "batchserver: engine heartbeat"
 PURGE_SCHEDULE = "batchserver: purge expired"
+# Replaced by the workers' heartbeat threads (batches.pipeline.workers).
+RETIRED_SCHEDULES = ["batchserver: engine heartbeat"]
 
 
 def ensure_schedules(**kwargs) -> None:
@@ -11,16 +12,17 @@ def ensure_schedules(**kwargs) -> None:
     than in a data migration, so no schedule can go missing:
 
     - the reconciler, every minute on the default (control) cluster;
-    - an engine heartbeat, every minute on the engine cluster (it also loads
-      the model on an idle worker);
     - the retention purge, daily on the control cluster.
+
+    Workers beat, and engine workers load their model, on their own
+    (batches.pipeline.workers), not on a schedule.
     """
     from django_q.models import Schedule
 
-    for name, func, cluster, every in (
-        (RECONCILE_SCHEDULE, "batches.tasks.reconcile", None, Schedule.MINUTES),
-        (ENGINE_HEARTBEAT_SCHEDULE, "batches.tasks.engine_heartbeat", "engine", Schedule.MINUTES),
-        (PURGE_SCHEDULE, "batches.tasks.purge_expired", None, Schedule.DAILY),
+    Schedule.objects.filter(name__in=RETIRED_SCHEDULES).delete()
+    for name, func, every in (
+        (RECONCILE_SCHEDULE, "batches.tasks.reconcile", Schedule.MINUTES),
+        (PURGE_SCHEDULE, "batches.tasks.purge_expired", Schedule.DAILY),
     ):
         Schedule.objects.update_or_create(
             name=name,
@@ -29,7 +31,7 @@ def ensure_schedules(**kwargs) -> None:
                 "schedule_type": every,
                 "minutes": 1 if every == Schedule.MINUTES else None,
                 "repeats": -1,
-                "cluster": cluster,
+                "cluster": None,
             },
         )
 
@@ -39,4 +41,9 @@ class BatchesConfig(AppConfig):
     verbose_name = "Batches"
 
     def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from batches.pipeline.workers import worker_started
+
         post_migrate.connect(ensure_schedules, sender=self)
+        post_spawn.connect(worker_started, dispatch_uid="batches.worker_started")

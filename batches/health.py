@@ -1,15 +1,17 @@
 """Liveness, readiness and Prometheus metrics, for both ports.
 
 /healthz answers while the process runs. /readyz answers 200 when the database
-answers, the control cluster has beaten within the last three minutes, and an
-engine worker has beaten with a model loaded (batches.pipeline.heartbeats);
-503 otherwise, with what failed.
+answers and a live control worker and a live engine worker holding a model have
+beaten lately (batches.pipeline.heartbeats: every 10 s; a process of this host
+that is gone stops counting at once); 503 otherwise, with what failed, logged
+as a warning.
 /metrics reads the batch figures from the database at scrape time, so every
 process reports the same numbers. The API's HTTP responses are counted in each
 worker process; under gunicorn, prometheus_client's multiprocess mode sums the
 workers' counts (deploy/gunicorn/api.py sets its directory up).
 """
 
+import hmac
 import os
 import time
 from datetime import timedelta
@@ -19,6 +21,7 @@ from django.db import connection
 from django.db.models import Count, F, Q, Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.log import log_response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -63,7 +66,15 @@ def readyz(request: HttpRequest) -> JsonResponse:
         checks["database"] = "ok"
     except Exception as error:
         checks["database"] = f"unreachable: {type(error).__name__}"
-        return JsonResponse({"status": "unready", "checks": checks}, status=503)
+        response = JsonResponse({"status": "unready", "checks": checks}, status=503)
+        log_response(
+            "Not ready: database %s",
+            checks["database"],
+            response=response,
+            request=request,
+            level="warning",
+        )
+        return response
     checks["control"] = "ok" if heartbeats.control_alive() else "no recent heartbeat"
     engines_up = heartbeats.engine_models()
     checks["engine"] = (
@@ -72,14 +83,27 @@ def readyz(request: HttpRequest) -> JsonResponse:
         else "no worker with a loaded model"
     )
     ready = all(value.startswith("ok") for value in checks.values())
-    return JsonResponse(
+    response = JsonResponse(
         {"status": "ready" if ready else "unready", "checks": checks}, status=200 if ready else 503
     )
+    if not ready:
+        # A state, not a fault (a worker starting or loading its model): one
+        # WARNING line, where Django would log any 503 at ERROR.
+        log_response(
+            "Not ready: %s",
+            ", ".join(f"{name} {value}" for name, value in checks.items() if value != "ok"),
+            response=response,
+            request=request,
+            level="warning",
+        )
+    return response
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
-    if token and request.headers.get("Authorization") != f"Bearer {token}":
+    sent = request.headers.get("Authorization", "")
+    # Constant time, like API keys: the comparison must not tell how much of a guess matched.
+    if token and not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return HttpResponse(
             "metrics need the bearer token\n", status=401, content_type="text/plain"
         )

@@ -37,6 +37,7 @@ from batches.models import Batch, File, Request
 from batches.pipeline.ingest import INSERT_BATCH_SIZE
 from batches.services import file_store_generated
 from core.exceptions import ApplicationError, error_body
+from core.text import quoted
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -115,7 +116,7 @@ def results_import(
     """
     if endpoint not in Batch.Endpoint.values:
         raise ResultsImportError(
-            f"Unknown endpoint {endpoint!r}: use {' or '.join(Batch.Endpoint.values)}."
+            f"Unknown endpoint {quoted(endpoint)}: use {' or '.join(Batch.Endpoint.values)}."
         )
     report = ImportReport()
     tmp = scratch_dir()
@@ -290,7 +291,9 @@ def _stage_rows(
                 report.skip(number, result)
                 continue
             if result.custom_id in seen:
-                report.skip(number, f"custom_id {result.custom_id!r} appears on an earlier line")
+                report.skip(
+                    number, f"custom_id {quoted(result.custom_id)} appears on an earlier line"
+                )
                 continue
             seen.add(result.custom_id)
             body: dict | str = placeholder
@@ -315,12 +318,15 @@ def _input_body(inputs: IO[bytes], index: dict[str, int], custom_id: str) -> dic
     """The body of the input line with `custom_id`, or why there is none."""
     offset = index.get(custom_id)
     if offset is None:
-        return f"custom_id {custom_id!r} is not in the input file"
+        return f"custom_id {quoted(custom_id)} is not in the input file"
     inputs.seek(offset)
     raw = without_bom(inputs.readline())
     data = orjson.loads(raw)  # Parsed once already by _index_input.
     if b"\\u0000" in raw and contains_nul(data["body"]):
-        return f"the input line of {custom_id!r} contains a NUL character, which cannot be stored"
+        return (
+            f"the input line of {quoted(custom_id)} contains a NUL character, "
+            "which cannot be stored"
+        )
     return data["body"]
 
 

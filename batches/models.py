@@ -1,4 +1,5 @@
 import hashlib
+import json
 import secrets
 
 from django.conf import settings
@@ -326,11 +327,34 @@ class Request(models.Model):
 
     @property
     def messages(self) -> list[dict]:
-        """The conversation sent, as chat messages (a completions prompt is one user turn)."""
-        if isinstance(self.body.get("messages"), list):
-            return [m for m in self.body["messages"] if isinstance(m, dict)]
-        prompt = self.body.get("prompt")
-        return [{"role": "user", "content": prompt if isinstance(prompt, str) else str(prompt)}]
+        """The conversation sent, as chat messages (a completions prompt is one user turn).
+
+        As stored: content may be a string, a list of parts or anything else. An
+        element that is not an object is kept as a message without a role, so
+        what was sent is never hidden (exports then skip the row, with a reason).
+        """
+        body = self.body if isinstance(self.body, dict) else {}
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            return [m if isinstance(m, dict) else {"content": m} for m in messages]
+        if "prompt" in body:
+            return [{"role": "user", "content": body["prompt"]}]
+        return []
+
+    @property
+    def transcript(self) -> list[dict]:
+        """The messages as the pages show them: {"role", "content"}, both plain text.
+
+        Text parts become their text and tool calls a line each, whatever the
+        stored body holds.
+        """
+        turns = []
+        for message in self.messages:
+            role = message.get("role")
+            if not isinstance(role, str):
+                role = "(no role)" if role is None else as_text(role)
+            turns.append({"role": role, "content": _turn_text(message)})
+        return turns
 
     @property
     def prompt_text(self) -> str:
@@ -342,20 +366,48 @@ class Request(models.Model):
 
     @property
     def response_text(self) -> str:
-        """The first choice's text, or the error message when the request failed."""
-        response = self.response or {}
-        if "error" in response:
-            return str(response["error"].get("message", ""))
-        choices = response.get("choices") or [{}]
+        """The first choice's text (and tool calls), or the error message when the
+        request failed; whatever the stored response holds, as plain text."""
+        response = self.response
+        if response is None:
+            return ""
+        if not isinstance(response, dict):
+            return as_text(response)
+        error = response.get("error")
+        if error is not None:
+            return message_text(error.get("message") if isinstance(error, dict) else error)
+        choices = response.get("choices")
+        if not isinstance(choices, list) or not choices:
+            return ""
         choice = choices[0]
+        if not isinstance(choice, dict):
+            return as_text(choice)
         if "message" in choice:
-            return message_text(choice["message"].get("content"))
+            message = choice["message"]
+            return _turn_text(message) if isinstance(message, dict) else message_text(message)
         return message_text(choice.get("text"))
+
+    @property
+    def prompt_excerpt(self) -> str:
+        """The prompt cut to a table cell's length, however long the stored text."""
+        return excerpt(self.prompt_text)
+
+    @property
+    def response_excerpt(self) -> str:
+        return excerpt(self.response_text)
 
     @property
     def generation_parameters(self) -> dict:
         """The body without the prompt: sampling parameters and the like."""
+        if not isinstance(self.body, dict):
+            return {}
         return {k: v for k, v in self.body.items() if k not in ("messages", "prompt", "model")}
+
+    @property
+    def parameter_lines(self) -> list[tuple[str, str]]:
+        """The generation parameters as (name, JSON text) pairs, for pages: a list,
+        so that a body key such as "items" cannot shadow a dict method in a template."""
+        return [(key, as_text(value)) for key, value in self.generation_parameters.items()]
 
     @staticmethod
     def line_ids(batch_public_id: str, line: int) -> tuple[str, str]:
@@ -364,13 +416,78 @@ class Request(models.Model):
         return f"batch_req_{digest[:24]}", f"req_{digest[24:48]}"
 
 
+# Table cells show this many characters of a prompt or response.
+EXCERPT_LENGTH = 140
+
+
 def message_text(content) -> str:
-    """Message content as plain text (a string, or a list of text parts)."""
+    """Message content as plain text, whatever a stored body holds.
+
+    A string is itself; a list of parts is each part's text, one per line (a
+    non-text part is named, e.g. `[image_url]`); anything else is its JSON.
+    Never raises: the viewer, the admin and the CSV export read stored bodies
+    through here, and one odd body must not break a page. (The training
+    formats read content strictly instead: exports/formats.py.)
+    """
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return "" if content is None else str(content)
+    if content is None:
+        return ""
+    if isinstance(content, list) and any(isinstance(p, str | dict) for p in content):
+        return "\n".join(_part_text(part) for part in content)
+    return as_text(content)  # a number, an object, or a list of token ids
+
+
+def _part_text(part) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict):
+        if "text" in part:
+            text = part["text"]
+            return text if isinstance(text, str) else as_text(text)
+        if isinstance(part.get("type"), str):
+            return f"[{part['type']}]"
+    return as_text(part)
+
+
+def _turn_text(message: dict) -> str:
+    """A message's content and its tool calls (content is often null beside them)."""
+    text = message_text(message.get("content"))
+    if message.get("tool_calls") is None:
+        return text
+    calls = tool_calls_text(message["tool_calls"])
+    return f"{text}\n{calls}" if text else calls
+
+
+def tool_calls_text(calls) -> str:
+    """An assistant message's tool calls, one `→ name(arguments)` line each."""
+    if not isinstance(calls, list):
+        return f"→ {as_text(calls)}"
+    lines = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            arguments = function.get("arguments")
+            arguments = arguments if isinstance(arguments, str) else as_text(arguments)
+            lines.append(f"→ {function['name']}({arguments})")
+        else:
+            lines.append(f"→ {as_text(call)}")
+    return "\n".join(lines)
+
+
+def excerpt(text: str, length: int = EXCERPT_LENGTH) -> str:
+    """The first `length` characters, with an ellipsis when there is more."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def as_text(value) -> str:
+    """A JSON value as compact JSON text (strings as they are), never a Python repr."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
 
 
 class IdempotencyKey(models.Model):
@@ -429,7 +546,8 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} {self.batch} -> {self.url}"
+        # Not the URL: it may hold a password (webhooks.loggable_url shows it safely).
+        return f"{self.event} for {self.batch}"
 
 
 class Heartbeat(models.Model):

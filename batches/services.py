@@ -17,6 +17,7 @@ from batches.models import ApiKey, Batch, Chunk, File
 from batches.pipeline import enqueue
 from batches.selectors import file_get
 from core.exceptions import ApplicationError, Conflict, NotFound
+from core.text import quoted
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -66,7 +67,7 @@ def file_create(
     """
     if purpose != File.Purpose.BATCH:
         raise ApplicationError(
-            f"Invalid purpose '{purpose}': this server accepts only 'batch' uploads.",
+            f"Invalid purpose {quoted(purpose)}: this server accepts only 'batch' uploads.",
             param="purpose",
             code="invalid_value",
         )
@@ -132,13 +133,14 @@ def batch_create(
 ) -> Batch:
     if endpoint not in Batch.Endpoint.values:
         raise ApplicationError(
-            f"Invalid endpoint '{endpoint}': supported are {', '.join(Batch.Endpoint.values)}.",
+            f"Invalid endpoint {quoted(endpoint)}: "
+            f"supported are {', '.join(Batch.Endpoint.values)}.",
             param="endpoint",
             code="invalid_value",
         )
     if completion_window not in COMPLETION_WINDOWS:
         raise ApplicationError(
-            f"Invalid completion_window '{completion_window}': only '24h' is supported.",
+            f"Invalid completion_window {quoted(completion_window)}: only '24h' is supported.",
             param="completion_window",
             code="invalid_value",
         )

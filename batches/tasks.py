@@ -34,7 +34,9 @@ def deliver_webhook(delivery_id: int) -> None:
 
 
 def engine_heartbeat() -> None:
-    heartbeats.engine_heartbeat()
+    """Retired schedule (workers beat from a thread now); kept for a task
+    still queued by an older version."""
+    heartbeats.engine_beat()
 
 
 def purge_expired() -> None:

@@ -11,6 +11,7 @@ import hmac
 import logging
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -57,6 +58,39 @@ def notify_batch_ended(*, batch_id: int) -> None:
     enqueue.webhook(delivery.pk)
 
 
+def loggable_url(url: str) -> str:
+    """`scheme://host[:port]/path` of a webhook URL: what logs and stored errors show.
+
+    A receiver may take a password in the URL (`https://user:pass@…`) or a
+    token in its query string (`?key=…`); neither may reach a log line, the
+    journal or the admin, which keep what they are given far longer and show
+    it far wider than the key's own settings.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable URL>"
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{f':{port}' if port else ''}{parts.path}"
+
+
+def _without_url_secrets(text: str, url: str) -> str:
+    """`text` (an HTTP client's error) with the URL's secrets, wherever quoted, replaced."""
+    text = text.replace(url, loggable_url(url))
+    try:
+        parts = urlsplit(url)
+        secrets = [parts.password, parts.username, parts.query]
+    except ValueError:
+        secrets = []
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
@@ -91,8 +125,8 @@ def delivery_attempt(*, delivery_id: int) -> bool:
             )
             return True
         error = f"HTTP {response.status_code}"
-    except httpx.HTTPError as failure:
-        error = f"{type(failure).__name__}: {failure}"
+    except (httpx.HTTPError, httpx.InvalidURL) as failure:
+        error = _without_url_secrets(f"{type(failure).__name__}: {failure}", delivery.url)
     attempts = delivery.attempts + 1
     retry = attempts < settings.WEBHOOK_MAX_ATTEMPTS
     delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
@@ -102,7 +136,11 @@ def delivery_attempt(*, delivery_id: int) -> bool:
         next_attempt_at=timezone.now() + timedelta(seconds=delay) if retry else None,
     )
     logger.warning(
-        "Webhook %s to %s failed (attempt %d): %s", delivery.event, delivery.url, attempts, error
+        "Webhook %s to %s failed (attempt %d): %s",
+        delivery.event,
+        loggable_url(delivery.url),
+        attempts,
+        error,
     )
     return False
 

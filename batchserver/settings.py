@@ -6,6 +6,8 @@ the tiny local model.
 """
 
 import json
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -46,6 +48,15 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 # fresh SECRET_KEY) serves plain HTTP on localhost; everywhere else the server
 # sits behind TLS and its cookies, redirects and HSTS say so.
 QUICKSTART = envbool("QUICKSTART", default=False)
+# Nobody else on the host reads what these processes write: the SQLite database
+# holds webhook secrets and sessions, DATA_DIR/files and the exports hold users'
+# data. The quickstart writes 0600 files in 0700 directories; a server keeps
+# group read (its units set UMask=0027, and nginx reads static/ as its group).
+# An inherited umask is tightened, never loosened.
+FILE_UMASK = 0o077 if QUICKSTART else 0o027
+os.umask(os.umask(FILE_UMASK) | FILE_UMASK)
+if QUICKSTART:
+    DATA_DIR.chmod(0o700)  # made by an earlier run, before this rule
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
@@ -55,6 +66,8 @@ if not SECRET_KEY:
 DEBUG = envbool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# JSON in OpenAI's envelope on the API port; Django's page on the viewer.
+CSRF_FAILURE_VIEW = "batches.errors.csrf_failure"
 
 # --- Security ---------------------------------------------------------------
 # TLS ends at the proxy (deploy/nginx), which says so in X-Forwarded-Proto.
@@ -82,6 +95,7 @@ INSTALLED_APPS = [
     "django_filters",
     "import_export",
     "django_q",
+    "axes",
     "batches",
     "curation",
     "exports",
@@ -98,6 +112,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # The viewer is the default URLconf; the API process swaps in its own per request
@@ -107,6 +123,33 @@ API_URLCONF = "batchserver.urls.api"
 
 # Viewer pages send anonymous and non-staff users to the admin's login page.
 LOGIN_URL = "admin:login"
+
+# --- Login throttling (django-axes) ---------------------------------------------
+# The viewer and the admin share one login form. After AXES_FAILURE_LIMIT wrong
+# passwords for one username from one address, that pair is refused (429) for
+# AXES_COOLOFF_TIME, even with the right password; a wrong try meanwhile starts
+# the wait again, a right one before the limit clears the count. Counting the
+# pair, not the name alone, keeps an attacker from locking a reviewer out
+# everywhere. `manage.py axes_reset_username <name>` (or `axes_reset`, all)
+# unlocks; `axes_list_attempts` shows what is counted.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Behind nginx every connection comes from 127.0.0.1: the client's address is
+# the X-Forwarded-For nginx sets (curation.logins.client_ip says when to trust it).
+AXES_CLIENT_IP_CALLABLE = "curation.logins.client_ip"
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins for this account from your address: try again in "
+    f"{AXES_COOLOFF_TIME.seconds // 60} minutes, or ask an operator to unlock it."
+)
+# Lockouts are read and cleared with the commands above; the admin's own lists of
+# attempts would be one more place that keeps every username someone tried.
+AXES_ENABLE_ADMIN = False
 
 TEMPLATES = [
     {
@@ -136,14 +179,24 @@ DATABASES = {
 # re-running the PRAGMAs) showed in the polling benchmark's tail latency.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# SQLite's write-ahead log is cut back to this size (bytes) after checkpoints.
+SQLITE_WAL_LIMIT = 64 * 2**20
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The API, the control workers and the engine worker write at the same time.
     # WAL lets readers proceed during a write, IMMEDIATE transactions take the
     # write lock up front (no lock-upgrade deadlocks), and the timeout makes a
     # writer wait its turn instead of failing with "database is locked".
+    #
+    # The WAL file keeps its largest size once a long reader has let it grow
+    # (a checkpoint cannot pass a reader's snapshot): journal_size_limit cuts it
+    # back after each checkpoint, and the reconciler forces one that resets it
+    # when it is past the limit anyway (batches.pipeline.reconcile).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                f"PRAGMA journal_size_limit={SQLITE_WAL_LIMIT};"
+            ),
             "transaction_mode": "IMMEDIATE",
             "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
         }
@@ -151,6 +204,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests share the database with a live server thread and qcluster
     # subprocesses, so the test database must be a file, not :memory:.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # A database made before FILE_UMASK was 0644: tighten it and its WAL files
+    # (SQLite gives new -wal/-shm files the database file's mode).
+    for _suffix in ("", "-wal", "-shm"):
+        _path = Path(f"{DATABASES['default']['NAME']}{_suffix}")
+        if _path.is_file() and _path.stat().st_mode & FILE_UMASK:
+            _path.chmod(0o666 & ~FILE_UMASK)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -185,7 +244,15 @@ STORAGES = {
 FILE_UPLOAD_TEMP_DIR = str(DATA_DIR / "tmp")
 Path(FILE_UPLOAD_TEMP_DIR).mkdir(parents=True, exist_ok=True)
 FILE_UPLOAD_HANDLERS = ["batches.uploads.LimitedTemporaryFileUploadHandler"]
-FILE_UPLOAD_PERMISSIONS = 0o640
+# Django chmods stored files to this, whatever the umask.
+FILE_UPLOAD_PERMISSIONS = 0o666 & ~FILE_UMASK
+# What a request may make Django read: one file part (a second is a 400
+# `too_many_files`; the whole upload request is bounded in batches.uploads),
+# 1,000 form fields, and 2.5 MiB of non-file body (a larger JSON body is a 413
+# `request_too_large`). Django's defaults, but for the one file.
+DATA_UPLOAD_MAX_NUMBER_FILES = 1
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 
 # --- API --------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -193,7 +260,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        # orjson, with the input files' nesting bound: a deep body is a 400, not a 500.
+        "batches.parsers.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -243,9 +311,11 @@ MAX_LINE_BYTES = env.int("MAX_LINE_BYTES", default=8 * 1024 * 1024)
 CHUNK_SIZE = env.int("CHUNK_SIZE", default=1000)
 # Seconds one chunk may run before django-q2 kills it.
 CHUNK_TIMEOUT = env.int("CHUNK_TIMEOUT", default=3600)
-# A running chunk renews its lease at every result flush; one whose lease lapses
-# (its worker died) is run again by the reconciler, skipping answered requests.
-CHUNK_LEASE_SECONDS = env.int("CHUNK_LEASE_SECONDS", default=300)
+# A running chunk's lease is renewed at every result flush and by its worker's
+# heartbeat thread every 10 s, so it lapses only when that process stops (or
+# freezes); its chunk then runs again elsewhere, skipping answered requests. A
+# holder on the same host that is gone is recognised at once, without the wait.
+CHUNK_LEASE_SECONDS = env.int("CHUNK_LEASE_SECONDS", default=30)
 # Runs of a request that failed for a transient reason (engine error, worker
 # death) before it goes to the error file.
 MAX_REQUEST_ATTEMPTS = env.int("MAX_REQUEST_ATTEMPTS", default=3)
@@ -325,5 +395,21 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "filters": {"client_error": {"()": "core.logs.ClientErrorAsWarning"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request's full URL at INFO: a webhook URL's password
+        # or token would land in the log (batches.webhooks logs a safe form).
+        "httpx": {"level": "WARNING"},
+        # Requests Django refuses (answered 400/413): a warning line, no traceback.
+        **{
+            f"django.security.{name}": {"filters": ["client_error"]}
+            for name in (
+                "DisallowedHost",
+                "RequestDataTooBig",
+                "TooManyFieldsSent",
+                "TooManyFilesSent",
+            )
+        },
+    },
 }

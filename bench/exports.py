@@ -4,10 +4,10 @@
 
 Generates two batches answering the same inputs (two models), stars and
 annotates every result of the first, and records a preference of each over the
-second; then downloads every format from GET /api/export-gold-star under
-gunicorn (as deployed) and reports time and the viewer process's peak RSS,
-next to the same export of a quarter of the rows (memory must not follow the
-row count). Target: <= 3 s per format, flat memory.
+second; then makes every format with POST /api/export-gold-star and downloads
+it from its download_url, under gunicorn (as deployed), and reports time and
+the viewer process's peak RSS, next to the same export of a quarter of the rows
+(memory must not follow the row count). Target: <= 3 s per format, flat memory.
 """
 
 import argparse
@@ -21,11 +21,11 @@ import httpx
 from viewer import log_in, setup_django, viewer_server
 
 FORMATS = {
-    "icl": "format=icl&limit={rows}",
-    "finetuning": "format=finetuning",
-    "preference": "format=preference",
-    "csv": "format=csv",
-    "batch_input": "format=batch_input&target_model=tiny-chat",
+    "icl": {"format": "icl", "limit": "{rows}"},
+    "finetuning": {"format": "finetuning"},
+    "preference": {"format": "preference"},
+    "csv": {"format": "csv"},
+    "batch_input": {"format": "batch_input", "target_model": "tiny-chat"},
 }
 
 
@@ -157,19 +157,27 @@ def main() -> None:
 
     results = []
     with viewer_server() as (base, process), httpx.Client(timeout=120) as client:
-        log_in(client, base)
+        csrf_token = log_in(client, base)
         viewer = {"viewer": process}
-        for name, query in FORMATS.items():
+        for name, options in FORMATS.items():
             measured = {}
             for label, limit in (("quarter", args.rows // 4), ("all", args.rows)):
                 # A quarter of the rows: ICL by its limit, the others by
                 # quality (scores are uniform over 0-100).
-                extra = "&quality_max=24" if name != "icl" and label == "quarter" else ""
+                body = {key: value.format(rows=limit) for key, value in options.items()}
+                if name != "icl" and label == "quarter":
+                    body["quality_max"] = "24"
                 with harness.RssSampler(viewer) as rss:
                     started = time.perf_counter()
                     size = 0
+                    created = client.post(
+                        f"{base}/api/export-gold-star",
+                        json=body,
+                        headers={"X-CSRFToken": csrf_token},
+                    )
+                    assert created.status_code == 201, created.text[:300]
                     with client.stream(
-                        "GET", f"{base}/api/export-gold-star?{query.format(rows=limit)}{extra}"
+                        "GET", f"{base}{created.json()['download_url']}"
                     ) as response:
                         assert response.status_code == 200, response.read()[:300]
                         for block in response.iter_bytes():

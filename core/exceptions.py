@@ -8,6 +8,8 @@ and commands turn it into a CommandError. Modelled on the HackSoft Django
 Styleguide example's core/exceptions.py.
 """
 
+from core.text import QUOTE_MAX_CHARS, quoted
+
 
 class ApplicationError(Exception):
     """A rule a request broke: a message for the user, the offending `param`,
@@ -46,7 +48,9 @@ class NotFound(ApplicationError):
     code = "not_found"
 
     def __init__(self, object_name: str, object_id: str, *, param: str | None = "id"):
-        super().__init__(f"No such {object_name}: {object_id}", param=param)
+        # The id is the client's, of any length: quote its start only.
+        shown = object_id if len(object_id) <= QUOTE_MAX_CHARS else quoted(object_id)
+        super().__init__(f"No such {object_name}: {shown}", param=param)
 
 
 class Conflict(ApplicationError):

@@ -1,10 +1,19 @@
+"""The admin for curated rows. They are kept forever, so none can be deleted
+here: each admin denies it (and Django's delete page then refuses anything,
+such as a user, whose deletion would cascade into them)."""
+
 from django.contrib import admin
 
 from curation.models import Annotation, Preference, Star, Tag
 
 
+class KeptForeverAdmin(admin.ModelAdmin):
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Star)
-class StarAdmin(admin.ModelAdmin):
+class StarAdmin(KeptForeverAdmin):
     list_display = ["request", "user", "created_at"]
     list_filter = ["user", "created_at"]
     search_fields = ["request__custom_id", "request__batch__public_id", "user__username"]
@@ -28,7 +37,7 @@ class TagInline(admin.TabularInline):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(KeptForeverAdmin):
     list_display = ["request", "quality", "category", "tag_list", "edited_by", "edited_at"]
     list_filter = ["category", "edited_by", "tags"]
     search_fields = ["request__custom_id", "notes", "tags__name"]
@@ -52,13 +61,13 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):
+class TagAdmin(KeptForeverAdmin):
     list_display = ["name", "created_at"]
     search_fields = ["name"]
 
 
 @admin.register(Preference)
-class PreferenceAdmin(admin.ModelAdmin):
+class PreferenceAdmin(KeptForeverAdmin):
     list_display = ["chosen", "rejected", "user", "created_at"]
     list_filter = ["user", "created_at"]
     search_fields = ["chosen__custom_id", "user__username"]

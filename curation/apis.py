@@ -6,21 +6,34 @@ API keys do not work here (and sessions do not work on /v1).
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from batches.models import Request
+from batches.parsers import StrictJSONParser
 from batches.serializers import StrictCharField
 from curation import selectors, services
 from curation.errors import viewer_exception_handler
 from curation.models import Annotation, CategoryChoices, Tag
+
+# Result ids are BigAutoField values: a larger number cannot name a row, and the
+# database would refuse it with an error rather than find nothing.
+ID_MAX = 2**63 - 1
+
+
+def id_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=ID_MAX, **kwargs)
 
 
 class ViewerApi(APIView):
     # SessionAuthentication enforces CSRF for logged-in users.
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsAdminUser]
+    # JSON from the viewer's script (orjson, nesting bounded: a deep body is a 400);
+    # urlencoded form posts from its pages (the export form). No multipart: no uploads here.
+    parser_classes = [StrictJSONParser, FormParser]
 
     def get_exception_handler(self):
         return viewer_exception_handler
@@ -40,7 +53,7 @@ class GoldStarApi(ViewerApi):
     """
 
     class InputSerializer(serializers.Serializer):
-        result_id = serializers.IntegerField()
+        result_id = id_field()
         starred = serializers.BooleanField(default=True)
 
     def post(self, request):
@@ -103,10 +116,8 @@ class WinnerPickApi(ViewerApi):
     """POST /api/compare/winner: the reviewer's best response to one input."""
 
     class InputSerializer(serializers.Serializer):
-        winner = serializers.IntegerField()
-        candidates = serializers.ListField(
-            child=serializers.IntegerField(), min_length=2, max_length=20
-        )
+        winner = id_field()
+        candidates = serializers.ListField(child=id_field(), min_length=2, max_length=20)
 
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)

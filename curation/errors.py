@@ -1,13 +1,13 @@
 """The viewer's JSON errors (port 8001): `{"error": {"message", "type", "param", "code"}}`,
-the shape the viewer's JavaScript reads, for its DRF endpoints and its plain views alike.
+the shape the viewer's JavaScript reads. Every JSON endpoint of the viewer is a DRF view
+on curation.apis.ViewerApi (the export panel's too), so this one handler renders them all.
 """
 
-from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from batches.errors import openai_exception_handler
-from core.exceptions import ApplicationError, error_body
+from core.exceptions import error_body
 
 _LOGIN_NEEDED = "Log in to the viewer with a staff account."
 
@@ -22,8 +22,3 @@ def viewer_exception_handler(exc, context):
         body = error_body(_LOGIN_NEEDED, type="invalid_request_error", code="not_authenticated")
         return Response(body, status=exc.status_code)
     return openai_exception_handler(exc, context)
-
-
-def error_response(error: ApplicationError) -> JsonResponse:
-    """An ApplicationError raised under one of the viewer's plain Django views."""
-    return JsonResponse(error.as_body(), status=error.status)

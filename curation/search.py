@@ -10,8 +10,8 @@ only. On SQLite a contentless FTS5 table is kept in step by triggers that fire
 when a result completes (or is deleted), computing the same text from the JSON.
 Search is word-based: every word must appear.
 
-The expressions here are installed by migration curation 0002; changing them
-takes a new migration.
+The expressions here are installed by migration curation 0002 (and SQLite's
+triggers again by 0003); changing them takes a new migration.
 """
 
 import re
@@ -45,10 +45,12 @@ _PG_UNINSTALL = [
 
 
 def _sqlite_prompt(row: str) -> str:
+    # Only object elements: json_extract() raises on a bare string, and a stored
+    # body may hold anything (a failed write would lose the result).
     return (
         "(SELECT group_concat(json_extract(m.value, '$.content'), char(10)) "
         f"FROM json_each({row}.body, '$.messages') AS m "
-        "WHERE json_extract(m.value, '$.role') <> 'system')"
+        "WHERE m.type = 'object' AND json_extract(m.value, '$.role') <> 'system')"
     )
 
 
@@ -76,9 +78,7 @@ def _sqlite_remove(row: str) -> str:
     )
 
 
-_SQLITE_INSTALL = [
-    "CREATE VIRTUAL TABLE curation_search USING fts5("
-    "prompt, response, content='', tokenize='unicode61 remove_diacritics 2')",
+_SQLITE_TRIGGERS = [
     f"CREATE TRIGGER curation_search_insert AFTER INSERT ON batches_request BEGIN "
     f"{_sqlite_add('new')} END",
     f"CREATE TRIGGER curation_search_update AFTER UPDATE OF status, body, response "
@@ -86,12 +86,17 @@ _SQLITE_INSTALL = [
     f"CREATE TRIGGER curation_search_delete AFTER DELETE ON batches_request BEGIN "
     f"{_sqlite_remove('old')} END",
 ]
-_SQLITE_UNINSTALL = [
+_SQLITE_DROP_TRIGGERS = [
     "DROP TRIGGER IF EXISTS curation_search_insert",
     "DROP TRIGGER IF EXISTS curation_search_update",
     "DROP TRIGGER IF EXISTS curation_search_delete",
-    "DROP TABLE IF EXISTS curation_search",
 ]
+_SQLITE_INSTALL = [
+    "CREATE VIRTUAL TABLE curation_search USING fts5("
+    "prompt, response, content='', tokenize='unicode61 remove_diacritics 2')",
+    *_SQLITE_TRIGGERS,
+]
+_SQLITE_UNINSTALL = [*_SQLITE_DROP_TRIGGERS, "DROP TABLE IF EXISTS curation_search"]
 
 
 def install(schema_editor) -> None:
@@ -104,6 +109,14 @@ def uninstall(schema_editor) -> None:
     statements = {"postgresql": _PG_UNINSTALL, "sqlite": _SQLITE_UNINSTALL}
     for sql in statements.get(schema_editor.connection.vendor, []):
         schema_editor.execute(sql)
+
+
+def reinstall_triggers(schema_editor) -> None:
+    """Replace SQLite's triggers with the current ones (migration 0003); the
+    index keeps its rows, whose text the new triggers compute alike."""
+    if schema_editor.connection.vendor == "sqlite":
+        for sql in [*_SQLITE_DROP_TRIGGERS, *_SQLITE_TRIGGERS]:
+            schema_editor.execute(sql)
 
 
 def filter_results(queryset: QuerySet, text: str) -> QuerySet:

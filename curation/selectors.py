@@ -94,7 +94,7 @@ def result_neighbours(*, queryset: QuerySet[Request], pk: int) -> tuple[int | No
 @dataclass
 class CompareItem:
     custom_id: str
-    messages: list[dict]
+    messages: list[dict]  # the anchor's transcript: {role, content} as text
     responses: list[Request]  # one per batch that holds the custom_id, in batch order
     line: int
     previous: str | None
@@ -152,7 +152,7 @@ def compare_item(
     )
     return CompareItem(
         custom_id=anchor.custom_id,
-        messages=anchor.messages,
+        messages=anchor.transcript,
         responses=responses,
         line=anchor.line,
         previous=previous,
@@ -215,7 +215,10 @@ def _throughput(hours: int) -> list[tuple[str, int]]:
     finished = Chunk.objects.filter(finished_at__gte=start, status=Chunk.Status.DONE)
     for finished_at, size in finished.values_list("finished_at", "size"):
         assert finished_at is not None  # filtered on finished_at__gte
-        buckets[finished_at.replace(minute=0, second=0, microsecond=0)] += size
+        hour = finished_at.replace(minute=0, second=0, microsecond=0)
+        # A worker whose clock runs ahead, or a chunk that finished after this
+        # hour began to be read, is later than the last bucket: count it there.
+        buckets[min(hour, now)] += size
     return [(hour.strftime("%H:00"), count) for hour, count in buckets.items()]
 
 

@@ -119,7 +119,11 @@ def winner_pick(*, winner_id: int, candidate_ids: list[int], user: "User") -> Re
     candidates are replaced by winner-over-each-other.
     """
     ids = set(candidate_ids) | {winner_id}
-    candidates = list(Request.objects.filter(pk__in=ids))
+    # Locked (in id order, so two picks cannot deadlock) until the transaction
+    # ends: a double click's second pick waits for the first, then replaces its
+    # preferences, instead of inserting the same rows beside them (an
+    # IntegrityError on PostgreSQL) or, for another winner, the opposite ones.
+    candidates = list(Request.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     if len(candidates) != len(ids):
         raise ApplicationError("Unknown result id among the candidates.", param="candidates")
     if len({c.custom_id for c in candidates}) != 1:

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from batches.admin import ReadOnlyAdmin
 from exports.models import Export
@@ -18,7 +19,7 @@ class ExportAdmin(ReadOnlyAdmin):
     @admin.display(description="Files")
     def downloads(self, export: Export):
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),
             '<a href="{}">{}</a> <code>{}</code>',
             (
                 (reverse("export-file", args=[export.pk, f["name"]]), f["name"], f["sha256"][:12])

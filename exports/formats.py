@@ -8,7 +8,8 @@ written, so every file loads in the tool that consumes it without edits.
 from dataclasses import dataclass
 from datetime import datetime
 
-from batches.models import Request, message_text
+from batches.models import Request
+from core.text import quoted
 from curation.models import Annotation, Preference, annotation_of
 
 FINETUNING_ROLES = {"system", "user", "assistant"}
@@ -49,15 +50,22 @@ class Curated:
 
 def chat_messages(result: Request) -> list[dict]:
     """The conversation sent, as plain {role, content} messages OpenAI's
-    fine-tuning accepts: `developer` becomes `system`, content becomes text."""
+    fine-tuning accepts: `developer` becomes `system`, content becomes text.
+
+    Stored bodies can hold anything; a message this format cannot carry
+    faithfully (another role, images, tool calls) makes the row invalid rather
+    than being dropped or turned into text it never was.
+    """
     messages = []
     for message in result.messages:
         role = message.get("role")
         if role == "developer":
             role = "system"
-        if role not in FINETUNING_ROLES:
-            raise Invalid(f"message role {role!r} is not system, user or assistant")
-        content = message_text(message.get("content"))
+        if not isinstance(role, str) or role not in FINETUNING_ROLES:
+            raise Invalid(f"message role {quoted(role)} is not system, user or assistant")
+        if message.get("tool_calls"):
+            raise Invalid(f"an {role} message with tool calls")
+        content = _text(message.get("content"), f"a {role} message")
         if not content.strip():
             raise Invalid(f"an empty {role} message")
         messages.append({"role": role, "content": content})
@@ -69,10 +77,37 @@ def chat_messages(result: Request) -> list[dict]:
 def assistant_message(result: Request) -> dict:
     if result.status != Request.Status.COMPLETED or result.status_code != 200:
         raise Invalid(f"the request did not complete ({result.status})")
-    content = result.response_text
+    response = result.response if isinstance(result.response, dict) else {}
+    choices = response.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise Invalid("the response has no choice")
+    choice = choices[0]
+    if "message" in choice:
+        message = choice["message"]
+        if not isinstance(message, dict):
+            raise Invalid("the response's message is not an object")
+        if message.get("tool_calls"):
+            raise Invalid("the response calls tools")
+        content = _text(message.get("content"), "the response")
+    else:
+        content = _text(choice.get("text"), "the response")
     if not content.strip():
         raise Invalid("an empty response")
     return {"role": "assistant", "content": content}
+
+
+def _text(content, what: str) -> str:
+    """Content that is text: a string, or a list of text parts (joined by lines)."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if isinstance(content, list) and all(
+        isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+        for part in content
+    ):
+        return "\n".join(part["text"] for part in content)
+    raise Invalid(f"{what} has content other than text")
 
 
 def icl_record(curated: Curated) -> dict:
@@ -112,5 +147,7 @@ def preference_record(preference: Preference) -> dict:
 
 def batch_input_record(result: Request, *, model: str, endpoint: str) -> dict:
     """The original request, addressed to another model: a Batch API input line."""
+    if not isinstance(result.body, dict):
+        raise Invalid("the body is not an object")
     body = {**result.body, "model": model}
     return {"custom_id": result.custom_id, "method": "POST", "url": endpoint, "body": body}

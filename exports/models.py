@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from batches.models import Request
+from batches.models import Request, as_text, excerpt
 
 
 class ExportFormat(models.TextChoices):
@@ -53,3 +53,10 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.format}, {self.rows} rows)"
+
+    @property
+    def param_pairs(self) -> list[tuple[str, str]]:
+        """The recorded params as (name, value) text, cut short, for pages: a list,
+        so that a param named "items" cannot stand in for the dict's method."""
+        params = self.params if isinstance(self.params, dict) else {}
+        return [(str(name), excerpt(as_text(value), 80)) for name, value in params.items()]

@@ -1,9 +1,10 @@
 """Write a dataset: select, validate row by row, stream to disk, record.
 
 Rows are read with a database iterator and written one at a time, so memory
-stays flat however large the export. The files are written into a scratch
-directory and moved into place when complete; only then is the export recorded,
-so a recorded export always has its files and its manifest.
+stays flat however large the export. The files and the metadata.json manifest
+are written into a scratch directory, which is moved into place inside the
+transaction that records the export, just before it commits: a recorded export
+always has its files and its manifest, and a failed one leaves neither.
 """
 
 import csv
@@ -164,19 +165,19 @@ def export_create(
 ) -> Export:
     selection = export_selection(params=params, user=user)
     export_format = selection.options["format"]
-    with _export_directory(export_format) as directory:
-        report, files = _write(selection, directory, progress)
+    with _scratch_directory(export_format) as scratch:
+        report, files = _write(selection, scratch, progress)
         if report.rows == 0 and not report.skipped:
             raise ExportError("Nothing matches this filter: there is nothing to export.")
-    return _record(
-        directory=directory,
-        export_format=export_format,
-        params=selection.params,
-        user=user,
-        origin=origin,
-        files=files,
-        report=report,
-    )
+        return _record(
+            scratch=scratch,
+            export_format=export_format,
+            params=selection.params,
+            user=user,
+            origin=origin,
+            files=files,
+            report=report,
+        )
 
 
 def export_record_content(
@@ -189,42 +190,48 @@ def export_record_content(
     origin: str,
 ) -> Export:
     """Record a CSV export made elsewhere (the admin's django-import-export action)."""
-    with _export_directory(ExportFormat.CSV) as directory:
-        (directory / filename).write_bytes(content)
-    path = directory.parent / directory.name.lstrip(".") / filename
-    report = _Report(included=result_ids, rows=len(result_ids))
-    files = [
-        {"name": filename, "rows": report.rows, "bytes": len(content), "sha256": file_sha256(path)}
-    ]
-    return _record(
-        directory=directory,
-        export_format=ExportFormat.CSV,
-        params=params,
-        user=user,
-        origin=origin,
-        files=files,
-        report=report,
-    )
+    with _scratch_directory(ExportFormat.CSV) as scratch:
+        path = scratch / filename
+        path.write_bytes(content)
+        report = _Report(included=result_ids, rows=len(result_ids))
+        files = [
+            {
+                "name": filename,
+                "rows": report.rows,
+                "bytes": len(content),
+                "sha256": file_sha256(path),
+            }
+        ]
+        return _record(
+            scratch=scratch,
+            export_format=ExportFormat.CSV,
+            params=params,
+            user=user,
+            origin=origin,
+            files=files,
+            report=report,
+        )
 
 
 @contextmanager
-def _export_directory(export_format: str) -> Iterator[Path]:
-    """A scratch directory, moved into place (name without the dot) when the
-    block succeeds and removed when it fails."""
+def _scratch_directory(export_format: str) -> Iterator[Path]:
+    """A scratch directory (its name starts with a dot) for an export's files.
+
+    _record moves it into place; if the block ends without that (an error,
+    nothing to export), it is removed.
+    """
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{export_format}-{secrets.token_hex(3)}"
     scratch = exports_root() / f".{name}"
     scratch.mkdir(parents=True)
     try:
         yield scratch
-        scratch.rename(exports_root() / name)
-    except BaseException:
+    finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        raise
 
 
 def _record(
     *,
-    directory: Path,
+    scratch: Path,
     export_format: str,
     params: dict,
     user: "User | None",
@@ -232,44 +239,58 @@ def _record(
     files: list[dict],
     report: _Report,
 ) -> Export:
-    """The Export row, its results, and the metadata.json manifest beside the files."""
-    name = directory.name.lstrip(".")
+    """The Export row and its results, committed with the files and the
+    metadata.json manifest already in place: the row is made first (the
+    manifest names its id), the manifest written beside the files, and the
+    directory moved into place, all before the transaction commits. A failure
+    at any step leaves neither a row nor a directory.
+
+    Durable: an outer transaction could still roll the row back after the
+    directory was moved into place.
+    """
+    name = scratch.name.lstrip(".")
+    final = exports_root() / name
     skipped = sum(report.skipped.values())
-    with transaction.atomic():
-        export = Export.objects.create(
-            format=export_format,
-            params=params,
-            user=user,
-            origin=origin,
-            directory=name,
-            files=files,
-            rows=report.rows,
-            skipped=skipped,
-        )
-        through = Export.results.through
-        for start in range(0, len(report.included), 1000):
-            through.objects.bulk_create(
-                through(export_id=export.pk, request_id=pk)
-                for pk in report.included[start : start + 1000]
+    try:
+        with transaction.atomic(durable=True):
+            export = Export.objects.create(
+                format=export_format,
+                params=params,
+                user=user,
+                origin=origin,
+                directory=name,
+                files=files,
+                rows=report.rows,
+                skipped=skipped,
             )
-    manifest = {
-        "id": export.pk,
-        "format": export_format,
-        "params": params,
-        "created_at": export.created_at.isoformat(),
-        "created_by": user.get_username() if user else None,
-        "origin": origin,
-        "rows": report.rows,
-        "files": files,
-        "skipped": {
-            "rows": skipped,
-            "reasons": dict(report.skipped),
-            "examples": report.examples,
-        },
-    }
-    (exports_root() / name / MANIFEST).write_bytes(
-        orjson.dumps(manifest, option=orjson.OPT_INDENT_2)
-    )
+            through = Export.results.through
+            for start in range(0, len(report.included), 1000):
+                through.objects.bulk_create(
+                    through(export_id=export.pk, request_id=pk)
+                    for pk in report.included[start : start + 1000]
+                )
+            manifest = {
+                "id": export.pk,
+                "format": export_format,
+                "params": params,
+                "created_at": export.created_at.isoformat(),
+                "created_by": user.get_username() if user else None,
+                "origin": origin,
+                "rows": report.rows,
+                "files": files,
+                "skipped": {
+                    "rows": skipped,
+                    "reasons": dict(report.skipped),
+                    "examples": report.examples,
+                },
+            }
+            (scratch / MANIFEST).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+            scratch.rename(final)
+    except BaseException:
+        # Moved, but the row did not commit: the files go too (a crash in
+        # this window leaves an unlisted directory, never a row without files).
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     return export
 
 

@@ -1,15 +1,15 @@
 """The export panel (port 8001): choose a format and a filter, see the count,
-download; past exports stay listed and downloadable."""
+download; past exports stay listed and downloadable. The panel's JSON endpoints
+(count, create) are in exports/apis.py."""
 
 import tempfile
 import zipfile
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from batches.engines import served_models
-from curation.errors import error_response
 from exports import services
 from exports.filters import ExportFilter
 from exports.models import Export, ExportFormat
@@ -30,23 +30,14 @@ def panel(request: HttpRequest) -> HttpResponse:
 
 
 @staff_member_required
-def count(request: HttpRequest) -> JsonResponse:
-    """How many rows the chosen export would hold (before per-row checks)."""
+def export_download(request: HttpRequest, pk: int) -> FileResponse:
+    """An export's file to download, named for its format and time; a split export
+    (train + validation) as one zip with its manifest. Made by POST /api/export-gold-star."""
+    export = get_object_or_404(Export, pk=pk)
     try:
-        rows = services.export_count(params=request.GET, user=request.user)
-    except services.ExportError as error:
-        return error_response(error)
-    return JsonResponse({"rows": rows})
-
-
-@staff_member_required
-def export_gold_star(request: HttpRequest) -> HttpResponse:
-    """GET /api/export-gold-star?format=&filter=: make, record and download an export."""
-    try:
-        export = services.export_create(params=request.GET, user=request.user, origin="viewer")
-    except services.ExportError as error:
-        return error_response(error)
-    return _download(export)
+        return _download(export)
+    except FileNotFoundError:
+        raise Http404("This export's files are missing") from None
 
 
 @staff_member_required

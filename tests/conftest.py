@@ -5,6 +5,7 @@ waiting helpers in tests/helpers.py.
 """
 
 import os
+import threading
 from urllib.parse import quote
 
 import pytest
@@ -12,6 +13,26 @@ from django.conf import settings
 from django.core.management import call_command
 
 from batches.services import api_key_create
+from tests import helpers
+
+
+@pytest.fixture(autouse=True)
+def fail_on_thread_death(monkeypatch):
+    """A thread that dies with an exception fails its test: at the next wait_for,
+    or at the latest when the test ends, with the thread's name and cause."""
+    helpers.thread_failures.clear()
+    previous = threading.excepthook
+
+    def record(args: threading.ExceptHookArgs) -> None:
+        helpers.thread_failures.append(args)
+        previous(args)
+
+    monkeypatch.setattr(threading, "excepthook", record)
+    yield
+    try:
+        helpers.raise_thread_failures()
+    finally:
+        helpers.thread_failures.clear()
 
 
 @pytest.hookimpl(tryfirst=True, wrapper=True)

@@ -3,7 +3,11 @@
 Test data lives in tests/factories.py and fixtures in the conftest.py files.
 """
 
+import os
+import signal
 import socket
+import subprocess
+import threading
 import time
 
 
@@ -21,7 +25,59 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str =
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        raise_thread_failures()
         if value := predicate():
             return value
         time.sleep(interval)
+    raise_thread_failures()
     raise AssertionError(f"timed out after {timeout} s: {message}")
+
+
+# Exceptions that ended a thread during the current test (tests/conftest.py
+# installs the hook and clears the list per test).
+thread_failures: list[threading.ExceptHookArgs] = []
+
+
+def raise_thread_failures() -> None:
+    """Fail now, with its cause, if a thread died: a dead worker or server
+    thread would otherwise show only as a wait that runs to its deadline."""
+    if thread_failures:
+        failure = thread_failures[0]
+        name = failure.thread.name if failure.thread else "a thread"
+        raise AssertionError(
+            f"{name} died: {failure.exc_type.__name__}: {failure.exc_value}"
+        ) from failure.exc_value
+
+
+def start_process_group(command: list[str], **popen) -> subprocess.Popen:
+    """Start `command` as the leader of a new process group, so that it and
+    every child it spawns (vLLM's engine core, qcluster workers) stop together."""
+    return subprocess.Popen(command, start_new_session=True, **popen)
+
+
+def stop_process_group(process: subprocess.Popen, *, timeout: float = 30) -> None:
+    """SIGTERM the process's group, then SIGKILL what is left after `timeout`.
+
+    Children are killed even when the leader already exited (orphans keep the
+    group id), so nothing a test started outlives it.
+    """
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break  # the whole group is gone
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and _group_alive(process.pid):
+            process.poll()
+            time.sleep(0.1)
+        if not _group_alive(process.pid):
+            break
+    process.poll()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

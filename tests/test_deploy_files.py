@@ -2,7 +2,9 @@
 the files they start exist, the commands they run exist, and the variables they name
 are the ones deploy/.env.example documents."""
 
+import json
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import get_commands
+
+from batches.uploads import UPLOAD_ENVELOPE_BYTES
 
 BASE = settings.BASE_DIR
 DEPLOY = BASE / "deploy"
@@ -25,14 +29,17 @@ INSTALL_DIR = "/opt/batchserver"
 
 # Every management command the deploy files tell an operator (or systemd) to run.
 REFERENCED_COMMANDS = {
+    "axes_list_attempts",
+    "axes_reset",
+    "axes_reset_username",
     "collectstatic",
     "create_api_key",
     "createsuperuser",
     "import_results",
     "migrate",
     "purge_expired",
-    "qcluster",
     "revoke_api_key",
+    "workers",
 }
 
 # Variables the deploy files set that are not settings, so .env.example does not
@@ -207,15 +214,100 @@ def test_nginx_proxies_to_the_default_binds_and_allows_a_full_upload():
         "batchserver_api": env_example_value("API_BIND"),
         "batchserver_viewer": env_example_value("VIEWER_BIND"),
     }
-    # Bigger than the app's limit, so the app (not nginx) refuses an oversized file.
+    # Bigger than the app's limit on a whole upload request, so the app (not nginx)
+    # refuses an oversized file.
     sizes = re.findall(r"client_max_body_size (\d+)m;", conf)
-    assert int(sizes[0]) * 1024 * 1024 > int(env_example_value("MAX_UPLOAD_BYTES"))
-    assert "proxy_request_buffering off;" in conf
+    upload_request = int(env_example_value("MAX_UPLOAD_BYTES")) + UPLOAD_ENVELOPE_BYTES
+    assert int(sizes[0]) * 1024 * 1024 > upload_request
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in conf
     # Static files come from collectstatic's target, DATA_DIR/static.
     (alias,) = re.findall(r"alias (\S+);", conf)
     static = settings.STATIC_ROOT.relative_to(settings.DATA_DIR)
     assert Path(alias) == Path("/var/lib/batchserver") / static
+
+
+def server_block(conf: str, name: str) -> str:
+    """The text of the `server { … }` block with `server_name name;`."""
+    for block in re.split(r"\n(?=server \{)", conf):
+        if re.search(rf"server_name {re.escape(name)};", block):
+            return block
+    raise AssertionError(f"no server block for {name}")
+
+
+def seconds(value: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(s|m)?", value).groups()
+    return int(number) * (60 if unit == "m" else 1)
+
+
+def test_nginx_shields_the_api_from_slow_clients():
+    """gunicorn's threads block while a request arrives; nginx reads each request
+    whole, under deadlines, and passes on only complete ones."""
+    api = server_block(NGINX.read_text(), "api.example.com")
+    assert "proxy_request_buffering on;" in api
+    assert "proxy_request_buffering off;" not in NGINX.read_text()
+    header = re.search(r"client_header_timeout (\w+);", api).group(1)
+    body = re.search(r"client_body_timeout (\w+);", api).group(1)
+    assert seconds(header) <= 15 and seconds(body) <= 60
+
+
+def test_what_nginx_answers_itself_on_the_api_is_json():
+    api = server_block(NGINX.read_text(), "api.example.com")
+    for status, location in (("413", "@too_large"), ("502 503 504", "@unavailable")):
+        assert f"error_page {status} {location};" in api
+        body = re.search(rf"location {location} \{{(.*?)\}}\n", api, re.DOTALL).group(1)
+        assert "default_type application/json;" in body
+        payload = re.search(r"return \d+ '(.*)';", body).group(1)
+        assert set(json.loads(payload)["error"]) == {"message", "type", "param", "code"}
+
+
+def test_the_api_gunicorn_config_bounds_requests_and_keeps_threads_for_others():
+    config = runpy.run_path(str(DEPLOY / "gunicorn" / "api.py"))
+    assert config["worker_class"] == "gthread"
+    # 20 connections trickling bytes took every one of 2 x 8 threads (bench/RESULTS.md).
+    assert config["workers"] * config["threads"] >= 64
+    assert str(config["threads"]) == env_example_value("API_THREADS")
+    assert config["limit_request_line"] <= 8190
+    assert config["limit_request_fields"] <= 100
+    assert config["limit_request_field_size"] <= 8190
+    # No query string, referrer or basic-auth user in the access log: keys stay out of it.
+    log_format = config["access_log_format"]
+    for atom in ("%(r)s", "%(q)s", "%(f)s", "%(u)s", "{authorization}i"):
+        assert atom not in log_format
+    assert "%(U)s" in log_format
+
+
+NGINX_BINARY = shutil.which("nginx") or (
+    "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+)
+
+
+@pytest.mark.skipif(not (NGINX_BINARY and shutil.which("openssl")), reason="nginx is not here")
+def test_nginx_accepts_the_config(tmp_path):
+    """`nginx -t` on the example, with a throw-away certificate and its own paths."""
+    files = ["-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=x", *files],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    conf = NGINX.read_text()
+    conf = re.sub(r"ssl_certificate (\S+);", f"ssl_certificate {tmp_path}/cert.pem;", conf)
+    conf = re.sub(r"ssl_certificate_key (\S+);", f"ssl_certificate_key {tmp_path}/key.pem;", conf)
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        "events { worker_connections 64; }\n"
+        f"http {{\naccess_log off;\nclient_body_temp_path {tmp_path}/body;\n"
+        f"proxy_temp_path {tmp_path}/proxy;\n{conf}\n}}\n"
+    )
+    result = subprocess.run(
+        [NGINX_BINARY, "-t", "-p", str(tmp_path), "-c", str(main)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not here")

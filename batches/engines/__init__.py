@@ -1,8 +1,12 @@
 """Engines behind one small interface (see base.Engine), one loaded per process."""
 
+import logging
+
 from django.conf import settings
 
 from batches.engines.base import Engine
+
+logger = logging.getLogger(__name__)
 
 _loaded: dict[str, Engine] = {}
 
@@ -23,6 +27,16 @@ def get_engine(model: str) -> Engine:
             _loaded.pop(name).close()
         engine = _loaded[model] = _build(model)
     return engine
+
+
+def unload(model: str) -> None:
+    """Drop the engine for `model` (it died): the next get_engine loads a new one."""
+    engine = _loaded.pop(model, None)
+    if engine is not None:
+        try:
+            engine.close()
+        except Exception:  # a dead engine may fail to close; it is dropped all the same
+            logger.warning("Closing the dead %s engine failed", model, exc_info=True)
 
 
 def loaded_model() -> str | None:

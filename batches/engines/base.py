@@ -8,6 +8,7 @@ from typing import Protocol
 
 from batches.engines.params import CHAT, InvalidRequest
 from core.exceptions import error_body, error_type
+from core.text import clipped
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class EngineResult:
     completion_tokens: int = 0
     cached_tokens: int = 0
     latency_ms: int = 0
+    # The engine failed on this request run alone: another try fails the same way.
+    deterministic: bool = False
 
     @property
     def ok(self) -> bool:
@@ -34,6 +37,8 @@ class EngineResult:
     @property
     def transient(self) -> bool:
         """A failure worth another try: the engine or its server, not the request."""
+        if self.deterministic:
+            return False
         return self.status_code >= 500 or self.status_code == 429
 
 
@@ -44,17 +49,54 @@ class Choice:
     logprobs: dict | None = None
 
 
+# Called with request keys before the engine takes them in; see Engine.run.
+Admit = Callable[[list[int]], None]
+
+
+class EngineError(Exception):
+    """The engine failed while it held requests (a step raised), and still works.
+
+    Which of the requests it held caused it is unknown: the caller runs each of
+    them alone to find out (batches/pipeline/execution.py). The message is the
+    original exception's type and message, as a result may show it.
+    """
+
+    @classmethod
+    def wrapping(cls, error: BaseException) -> "EngineError":
+        # Cut: an engine's message may quote a whole prompt or tensor.
+        return cls(clipped(f"{type(error).__name__}: {error}"))
+
+
+class EngineDead(Exception):
+    """The engine can run nothing more (its core process died): it must be reloaded."""
+
+
 class Engine(Protocol):
     model: str
 
     def run(
-        self, requests: Iterable[EngineRequest], should_stop: Callable[[], bool]
+        self,
+        requests: Iterable[EngineRequest],
+        should_stop: Callable[[], bool],
+        admit: Admit | None = None,
     ) -> Iterator[EngineResult]:
         """Run the requests, yielding each result as soon as it is known.
 
         Results come in completion order, not input order. When `should_stop()`
         turns true the engine abandons what is still running and returns; the
         requests it did not yield stay pending.
+
+        A request is *sent* when the engine admits it: before it takes requests
+        into its bounded in-flight window, the engine calls `admit(keys)`, which
+        returns once an attempt is recorded for each of them. Only admitted
+        requests are charged an attempt, so a worker that dies charges what it
+        held and nothing else. An engine admits in windows (not one by one) to
+        keep that bookkeeping off the hot path, and never holds more than its
+        window: a few more than it runs at once.
+
+        When a step fails, the engine drops everything it held and raises
+        EngineError; admitted requests without a result are the ones affected.
+        It raises EngineDead when it cannot go on at all.
         """
         ...
 
@@ -108,6 +150,12 @@ def completion_body(
 
 def invalid_request_result(key: int, error: InvalidRequest) -> EngineResult:
     return error_result(key, 400, error.message, param=error.param, code=error.code)
+
+
+def engine_error_result(key: int, error: EngineError) -> EngineResult:
+    """The result of a request the engine failed on when it ran alone: final, not retried."""
+    result = error_result(key, 500, str(error), code="engine_error")
+    return EngineResult(key=key, status_code=500, body=result.body, deterministic=True)
 
 
 def error_result(

@@ -15,7 +15,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import httpx
 
-from batches.engines.base import EngineRequest, EngineResult, error_result, invalid_request_result
+from batches.engines.base import (
+    Admit,
+    EngineRequest,
+    EngineResult,
+    error_result,
+    invalid_request_result,
+)
 from batches.engines.params import CHAT, InvalidRequest, parse_request
 
 PATHS = {CHAT: "/chat/completions", "/v1/completions": "/completions"}
@@ -29,6 +35,7 @@ class OpenAIEngine:
             raise ValueError("ENGINE=openai needs OPENAI_ENGINE_URLS (…/v1 of each server).")
         self.model = model
         self.concurrency = concurrency
+        self.window = concurrency + max(1, concurrency // 4)
         self._urls = itertools.cycle([url.rstrip("/") for url in urls])
         self._lock = threading.Lock()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -39,20 +46,29 @@ class OpenAIEngine:
         )
 
     def run(
-        self, requests: Iterable[EngineRequest], should_stop: Callable[[], bool]
+        self,
+        requests: Iterable[EngineRequest],
+        should_stop: Callable[[], bool],
+        admit: Admit | None = None,
     ) -> Iterator[EngineResult]:
         source = iter(requests)
         inflight: set[Future] = set()
+        exhausted = False
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai") as pool:
             try:
                 while True:
                     if should_stop():
                         return
-                    while len(inflight) < self.concurrency:
-                        request = next(source, None)
-                        if request is None:
-                            break
-                        inflight.add(pool.submit(self._send, request))
+                    if not exhausted and len(inflight) <= self.concurrency:
+                        # The admission window (see Engine.run): `concurrency`
+                        # requests on the wire, a quarter more queued, taken in
+                        # whenever no more than `concurrency` are held.
+                        wanted = self.window - len(inflight)
+                        window = list(itertools.islice(source, wanted))
+                        exhausted = len(window) < wanted
+                        if window and admit is not None:
+                            admit([request.key for request in window])
+                        inflight.update(pool.submit(self._send, request) for request in window)
                     if not inflight:
                         return
                     done, inflight = wait(inflight, timeout=0.25, return_when=FIRST_COMPLETED)

@@ -3,15 +3,23 @@
 It answers instantly with an echo of the last message, counts words as tokens,
 and understands markers that tests use to provoke behaviour:
 `[[fail:400]]` / `[[fail:500]]` fail the request, `[[flaky:2]]` fails its first
-two runs in this process with a 500, `[[sleep:0.05]]` slows it.
+two runs in this process with a 500, `[[sleep:0.05]]` slows it, and
+`[[raise]]` makes the engine raise while it holds the request, as a vLLM step
+fails for every sequence in it.
+
+Like vLLM it admits requests in windows (`window` at a time, see Engine.run)
+and then answers them one by one.
 """
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 from batches.engines.base import (
+    Admit,
     Choice,
+    EngineError,
     EngineRequest,
     EngineResult,
     completion_body,
@@ -23,21 +31,38 @@ from batches.engines.params import CHAT, InvalidRequest, parse_request
 _FAIL = re.compile(r"\[\[fail:(\d{3})\]\]")
 _SLEEP = re.compile(r"\[\[sleep:([0-9.]+)\]\]")
 _FLAKY = re.compile(r"\[\[flaky:(\d+)\]\]")
+_RAISE = "[[raise]]"
 DEFAULT_MAX_TOKENS = 16
 
 
 class DeterministicTestEngine:
+    # Requests admitted at a time, as vLLM admits a window over what it runs;
+    # each window costs one write, which overhead benchmarks on this engine see.
+    window = 32
+
     def __init__(self, model: str):
         self.model = model
         self.runs: dict[int, int] = {}  # request key -> runs so far, for [[flaky:n]]
 
     def run(
-        self, requests: Iterable[EngineRequest], should_stop: Callable[[], bool]
+        self,
+        requests: Iterable[EngineRequest],
+        should_stop: Callable[[], bool],
+        admit: Admit | None = None,
     ) -> Iterator[EngineResult]:
-        for request in requests:
-            if should_stop():
+        source = iter(requests)
+        while not should_stop():
+            window = list(itertools.islice(source, self.window))
+            if not window:
                 return
-            yield self._answer(request)
+            if admit is not None:
+                admit([request.key for request in window])
+            if any(_RAISE in repr(request.body) for request in window):
+                raise EngineError("RuntimeError: Provoked engine failure.")
+            for request in window:
+                if should_stop():
+                    return
+                yield self._answer(request)
 
     def close(self) -> None:
         pass

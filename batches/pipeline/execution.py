@@ -9,6 +9,12 @@ flushes them to the database every FLUSH_SECONDS, renews the chunk's lease in
 the same transaction, and reports whether the batch still runs. A request that
 fails for a transient reason (engine error, worker death) is run again, up to
 MAX_REQUEST_ATTEMPTS; one the engine rejects fails at once.
+
+An attempt is charged to a request when the engine admits it (Engine.run's
+`admit`), before it is sent: a worker that dies charges the few requests its
+engine held, never the rest of the chunk. When the engine raises while it
+steps, the requests it held run again in halves (see _run_requests), so the
+one that fails alone gets the engine's error and the others their answers.
 """
 
 import logging
@@ -24,10 +30,16 @@ from django.db.models import F, Field
 from django.utils import timezone
 
 from batches import engines
-from batches.engines.base import EngineRequest, EngineResult
+from batches.engines.base import (
+    EngineDead,
+    EngineError,
+    EngineRequest,
+    EngineResult,
+    engine_error_result,
+)
 from batches.jsonl import without_nul
 from batches.models import Batch, Chunk, Request
-from batches.pipeline import heartbeats
+from batches.pipeline import enqueue, heartbeats
 from batches.services import request_finalize
 from core.exceptions import error_body
 
@@ -67,12 +79,36 @@ def lease() -> timedelta:
     return timedelta(seconds=settings.CHUNK_LEASE_SECONDS)
 
 
+def leases_renew() -> int:
+    """Renew the leases this process holds; its heartbeat thread calls this
+    (batches.pipeline.workers). A lease then lapses when its process stops
+    beating, never because one engine step or one request took long."""
+    return Chunk.objects.filter(
+        status=Chunk.Status.RUNNING, leased_by=heartbeats.worker_id()
+    ).update(lease_expires_at=timezone.now() + lease())
+
+
+# Set when this worker's cluster stops (batches.pipeline.workers): the running
+# chunk stops at the next engine step and goes back to pending, and no other
+# chunk starts here.
+_handing_back = False
+
+
+def hand_back() -> None:
+    """Give the running chunk back and take no more (called from a signal handler)."""
+    global _handing_back
+    _handing_back = True
+
+
 def chunk_run_next() -> Chunk | None:
     """Take the fairest runnable chunk and run it; None when there is none.
 
     The engine is loaded before the chunk is claimed, so loading a model (which
     can take minutes on a GPU) never eats into a lease.
     """
+    if _handing_back:
+        enqueue.engine_turns(1)  # this worker stops: the turn is for another one
+        return None
     for _ in range(5):  # another worker may claim the pick first
         candidate = _fairest_pending_chunk()
         if candidate is None:
@@ -147,25 +183,26 @@ def _run(chunk: Chunk, engine) -> None:
     writer = ResultWriter(chunk)
     started = time.monotonic()
     try:
-        while not writer.stopped:
-            attempts = _start_attempt(chunk)
-            if not attempts:
+        while not writer.stopped and not _handing_back:
+            requests, writer.attempts_before = _pending_requests(chunk)
+            if not requests:
                 break
-            requests = [
-                EngineRequest(key=pk, endpoint=batch.endpoint, body=body)
-                for pk, body in Request.objects.filter(pk__in=attempts)
-                .order_by("line")
-                .values_list("pk", "body")
-            ]
-            writer.attempts = attempts
-            for result in engine.run(requests, should_stop=writer.should_stop):
-                writer.add(result)
+            _run_requests(engine, requests, writer)
             writer.flush()
         writer.close()
+    except EngineDead:
+        # Nothing more runs on this engine: the next chunk loads a new one.
+        engines.unload(batch.model)
+        writer.abandon()
+        raise
     except BaseException:
         writer.abandon()
         raise
 
+    if _handing_back and not writer.stopped:
+        _give_back(chunk, writer)
+        logger.info("%s: handed back after %d results (this worker stops)", chunk, writer.written)
+        return
     finished = Chunk.Status.CANCELLED if writer.stopped else Chunk.Status.DONE
     with transaction.atomic():
         closed = Chunk.objects.filter(pk=chunk.pk, leased_by=heartbeats.worker_id()).update(
@@ -178,11 +215,86 @@ def _run(chunk: Chunk, engine) -> None:
     )
 
 
-def _start_attempt(chunk: Chunk) -> dict[int, int]:
-    """Open one more attempt on the chunk's pending requests: {request id: attempt}.
+def _give_back(chunk: Chunk, writer: "ResultWriter") -> None:
+    """The chunk goes back to pending with its lease cleared, and a turn is
+    queued, so another worker resumes it at once. The requests the engine was
+    running when it stopped are refunded their attempt: a stop is not their fault."""
+    with transaction.atomic():
+        given = Chunk.objects.filter(pk=chunk.pk, leased_by=heartbeats.worker_id()).update(
+            status=Chunk.Status.PENDING, leased_by="", lease_expires_at=None
+        )
+        if given:
+            Request.objects.filter(
+                pk__in=set(writer.attempts) - writer.answered,
+                status=Request.Status.PENDING,
+                attempts__gt=0,
+            ).update(attempts=F("attempts") - 1)
+            enqueue.engine_turns(1)
 
-    A request already tried MAX_REQUEST_ATTEMPTS times (its worker kept dying,
-    or the engine kept failing) goes to the error file instead.
+
+def _run_requests(engine, requests: list[EngineRequest], writer: "ResultWriter") -> None:
+    """One pass over the requests; when the engine raises, find the culprit.
+
+    An engine that raises while it steps (EngineError) has dropped every
+    request it held, and cannot tell which one caused it: those run again in
+    halves (_isolate), under the attempt each was charged when admitted.
+    Requests the engine had not admitted stay pending, uncharged, for the next
+    pass. So an engine error fails only the request that fails alone, at once,
+    with no lease to wait for, and the rest of the chunk goes on.
+    """
+    held: dict[int, EngineRequest] = {}  # admitted, no result yet
+    by_key = {request.key: request for request in requests}
+
+    def admit(keys: list[int]) -> None:
+        writer.charge(keys)
+        held.update((key, by_key[key]) for key in keys)
+
+    try:
+        for result in engine.run(requests, should_stop=writer.should_stop, admit=admit):
+            held.pop(result.key, None)
+            writer.add(result)
+    except EngineError as error:
+        if not held:
+            raise  # no request to blame: the engine itself is broken
+        logger.warning("The engine failed holding %d request(s): %s", len(held), error)
+        _isolate(engine, sorted(held.values(), key=lambda r: r.key), writer)
+
+
+def _isolate(engine, suspects: list[EngineRequest], writer: "ResultWriter") -> None:
+    """Run the suspects in halves until each has an answer or has failed alone.
+
+    A group that runs through is answered at once; one that raises is split in
+    two, and a request that raises on its own gets the engine's error as its
+    result, final. A single culprit among n costs about 2·log2(n) group runs,
+    and a failure that needs several requests together (a step that holds too
+    many of them) goes away as the groups shrink. The order is fixed (depth
+    first, in key order), so the same input gives the same verdicts.
+    """
+    groups = [suspects]
+    while groups and not writer.stopped:
+        group = groups.pop()
+        unanswered = {request.key: request for request in group}
+        try:
+            # No `admit`: the attempt each was charged when first admitted covers this run.
+            for result in engine.run(group, should_stop=writer.should_stop):
+                unanswered.pop(result.key, None)
+                writer.add(result)
+        except EngineError as error:
+            rest = sorted(unanswered.values(), key=lambda r: r.key)
+            if len(group) == 1:
+                logger.warning("Request %s fails alone in the engine: %s", group[0].key, error)
+                writer.add(engine_error_result(group[0].key, error))
+            else:
+                half = (len(rest) + 1) // 2
+                groups += [part for part in (rest[half:], rest[:half]) if part]
+
+
+def _pending_requests(chunk: Chunk) -> tuple[list[EngineRequest], dict[int, int]]:
+    """The chunk's requests still to run, in line order, and their attempts so far.
+
+    One already charged MAX_REQUEST_ATTEMPTS attempts without an answer (its
+    worker kept dying, or the engine kept failing) goes to the error file
+    instead. The others are charged when the engine admits them.
     """
     pending = Request.objects.filter(
         batch_id=chunk.batch_id,
@@ -203,8 +315,10 @@ def _start_attempt(chunk: Chunk) -> dict[int, int]:
             Batch.objects.filter(pk=chunk.batch_id).update(
                 failed_requests=F("failed_requests") + len(exhausted)
             )
-        pending.update(attempts=F("attempts") + 1)
-        return dict(pending.values_list("pk", "attempts"))
+    endpoint = chunk.batch.endpoint
+    rows = pending.order_by("line").values_list("pk", "body", "attempts")
+    requests = [EngineRequest(key=pk, endpoint=endpoint, body=body) for pk, body, _ in rows]
+    return requests, {pk: attempts for pk, _, attempts in rows}
 
 
 def _gave_up(pk: int, error: dict | None, attempts: int) -> EngineResult:
@@ -224,7 +338,11 @@ class ResultWriter:
         self.chunk = chunk
         self.stopped = False  # the batch is no longer running (cancelled or expired)
         self.written = 0
+        # Requests charged an attempt in this run (admitted), and their attempts
+        # since; attempts_before holds the current pass's counts before that.
         self.attempts: dict[int, int] = {}
+        self.attempts_before: dict[int, int] = {}
+        self.answered: set[int] = set()  # requests the engine gave a result for
         self._buffer: list[EngineResult] = []
         self._last_flush = time.monotonic()
         self._last_beat = 0.0
@@ -233,15 +351,35 @@ class ResultWriter:
 
     def add(self, result: EngineResult) -> None:
         self._buffer.append(result)
+        self.answered.add(result.key)
         due = time.monotonic() - self._last_flush >= FLUSH_SECONDS
         if due or len(self._buffer) >= FLUSH_MAX_RESULTS:
             self._flush_async()
+
+    def charge(self, keys: list[int]) -> None:
+        """Charge an attempt to each of these requests, before the engine takes them.
+
+        Stored (committed) before it returns, so that a worker that dies while
+        running them has charged them, and only them. It goes through the
+        writer thread, after the flush in flight, to keep one writer.
+        """
+        self._wait()
+        self._executor.submit(self._charge, keys).result()
+        for key in keys:
+            self.attempts[key] = self.attempts_before[key] + 1
+
+    def _charge(self, keys: list[int]) -> None:
+        held = Chunk.objects.filter(pk=self.chunk.pk, leased_by=heartbeats.worker_id())
+        with transaction.atomic():
+            if not held.exists():
+                raise LeaseLost(f"{self.chunk} was taken over by another worker")
+            Request.objects.filter(pk__in=keys).update(attempts=F("attempts") + 1)
 
     def should_stop(self) -> bool:
         """Polled by the engine between steps; also keeps slow chunks flushing."""
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self._flush_async()
-        return self.stopped
+        return self.stopped or _handing_back
 
     def flush(self) -> None:
         """Write everything buffered and wait for it."""

@@ -137,8 +137,21 @@ def output_lines(batch: Batch) -> Iterator[bytes]:
         .order_by("line")
         .values_list(*_LINE_FIELDS)
     )
-    for line, custom_id, _, status_code, response, error in rows.iterator(chunk_size=2000):
+    for line, custom_id, _, status_code, response, error in _in_pages(rows):
         yield _line(batch, line, custom_id, status_code, response, error)
+
+
+def _in_pages(rows, size: int = 2000) -> Iterator[tuple]:
+    """`rows` (ordered by line, line first), one short query per page.
+
+    One query streamed to a client would last as long as the client reads: its
+    snapshot would hold back SQLite's checkpoints (the write-ahead log grows
+    meanwhile) and PostgreSQL's vacuum.
+    """
+    last = -1
+    while page := list(rows.filter(line__gt=last)[:size]):
+        yield from page
+        last = page[-1][0]
 
 
 def _write_files(batch: Batch):
@@ -149,7 +162,7 @@ def _write_files(batch: Batch):
     completed = failed = 0
     rows = Request.objects.filter(batch=batch).order_by("line").values_list(*_LINE_FIELDS)
     with open(output_path, "wb") as output, open(error_path, "wb") as errors:
-        for line, custom_id, status, status_code, response, error in rows.iterator(chunk_size=2000):
+        for line, custom_id, status, status_code, response, error in _in_pages(rows):
             record = _line(batch, line, custom_id, status_code, response, error)
             if status == Request.Status.COMPLETED:
                 output.write(record)

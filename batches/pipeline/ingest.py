@@ -28,6 +28,7 @@ from batches.jsonl import (
 )
 from batches.models import Batch, Chunk, Request
 from batches.pipeline import enqueue
+from core.text import quoted
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class InputValidator:
         if custom_id in self.custom_ids:
             return LineError(
                 "duplicate_custom_id",
-                f"Line {line}: custom_id {custom_id!r} appears on an earlier line.",
+                f"Line {line}: custom_id {quoted(custom_id)} appears on an earlier line.",
                 line,
                 "custom_id",
             )
@@ -161,7 +162,7 @@ class InputValidator:
         if model not in self.models:
             return LineError(
                 "model_not_found",
-                f"Line {line}: model {model!r} is not served here "
+                f"Line {line}: model {quoted(model)} is not served here "
                 f"(served: {', '.join(self.models)}).",
                 line,
                 "body.model",
@@ -171,7 +172,7 @@ class InputValidator:
         elif model != self.model:
             return LineError(
                 "mixed_models",
-                f"Line {line}: model {model!r} differs from {self.model!r}; "
+                f"Line {line}: model {quoted(model)} differs from {self.model!r}; "
                 "a batch runs one model.",
                 line,
                 "body.model",

@@ -3,13 +3,14 @@ dead worker, a lost task or the clock left undone. Every step is idempotent.
 """
 
 import logging
+import socket
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 
@@ -37,6 +38,7 @@ def reconcile() -> dict:
             webhooks.delivery_attempt(delivery_id=pk) for pk in webhooks.deliveries_due()
         ),
         "temp_files_removed": remove_stale_uploads(),
+        "wal_bytes_freed": truncate_sqlite_wal(),
     }
     if any(done.values()):
         logger.info("reconcile: %s", done)
@@ -74,13 +76,28 @@ def expire_overdue_batches() -> int:
 
 
 def recover_lapsed_chunks() -> int:
-    """Chunks whose worker stopped renewing the lease run again (answered
-    requests are not run twice: a chunk only runs its pending requests)."""
+    """Chunks whose worker stopped run again (answered requests are not run
+    twice: a chunk only runs its pending requests).
+
+    A worker is known to have stopped when its lease lapsed, or, at once, when
+    it was a process of this host that is gone: a killed engine worker's chunk
+    need not wait out its lease. Engine workers call this every few seconds
+    too (batches.pipeline.workers), so a live worker takes over a dead one's
+    chunk without waiting for this minute's reconcile.
+    """
     now = timezone.now()
+    running = Chunk.objects.filter(status=Chunk.Status.RUNNING)
+    dead_holders = Q(lease_expires_at__lt=now)
+    for pk, holder, started_at in running.filter(
+        leased_by__startswith=f"{socket.gethostname()}:"
+    ).values_list("pk", "leased_by", "started_at"):
+        if not heartbeats.process_alive(holder, since=started_at or now):
+            # The holder too: the chunk may have changed hands since it was read.
+            dead_holders |= Q(pk=pk, leased_by=holder)
     with transaction.atomic():
-        recovered = Chunk.objects.filter(
-            status=Chunk.Status.RUNNING, lease_expires_at__lt=now
-        ).update(status=Chunk.Status.PENDING, leased_by="", lease_expires_at=None)
+        recovered = running.filter(dead_holders).update(
+            status=Chunk.Status.PENDING, leased_by="", lease_expires_at=None
+        )
         if recovered:
             logger.warning("Recovered %d chunk(s) whose worker stopped", recovered)
             enqueue.engine_turns(recovered)
@@ -152,6 +169,45 @@ def restart_stale_steps() -> int:
                 enqueue.finalize(batch_id)
                 restarted += 1
     return restarted
+
+
+# How long the checkpoint below may hold back writers waiting for readers.
+CHECKPOINT_WAIT_MS = 2000
+
+
+def truncate_sqlite_wal() -> int:
+    """SQLite only: a write-ahead log past SQLITE_WAL_LIMIT is checkpointed in
+    full and truncated; returns the bytes freed.
+
+    The automatic checkpoints copy the log into the database as it grows, but
+    only a reset makes the file start over, and readers that overlap without
+    pause can put that off for good. TRUNCATE waits for them (and holds new
+    writers) for at most CHECKPOINT_WAIT_MS; if a reader outlasts that, the next
+    pass tries again.
+    """
+    if connection.vendor != "sqlite":
+        return 0
+    wal = Path(f"{connection.settings_dict['NAME']}-wal")
+    try:
+        before = wal.stat().st_size
+    except FileNotFoundError:
+        return 0
+    if before <= settings.SQLITE_WAL_LIMIT:
+        return 0
+    timeout_ms = int(connection.settings_dict["OPTIONS"].get("timeout", 5) * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy, _, _ = cursor.fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+    after = wal.stat().st_size if wal.exists() else 0
+    if busy:
+        logger.warning(
+            "The SQLite write-ahead log is %d MiB; a reader kept it from being reset", after >> 20
+        )
+    return max(0, before - after)
 
 
 def remove_stale_uploads() -> int:

@@ -5,7 +5,7 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from drf_spectacular.views import SpectacularAPIView
 
 from batches import apis, health
-from batches.errors import json_error_view
+from batches.errors import bad_request_view, json_error_view
 
 urlpatterns = [
     path(
@@ -37,7 +37,12 @@ urlpatterns = [
     path("metrics", health.metrics),
 ]
 
-handler400 = json_error_view(400, "Bad request.", "bad_request")
+# Every error on port 4080 is JSON in OpenAI's envelope, whatever answers it:
+# DRF views (batches.errors.openai_exception_handler), these handlers (Django's
+# own refusals: a bad Host header, a body too big to read, an unknown URL, a
+# crash), and CSRF_FAILURE_VIEW. batchserver.wsgi.api resolves with this
+# URLconf from the first middleware on, so these handlers answer for it too.
+handler400 = bad_request_view
 handler403 = json_error_view(403, "Forbidden.", "permission_denied")
 handler404 = json_error_view(404, "Unknown URL; the API lives under /v1/.", "unknown_url")
 handler500 = json_error_view(500, "The server had an error while processing your request.", None)

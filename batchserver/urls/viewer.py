@@ -5,6 +5,7 @@ from django.urls import path
 
 from batches import health
 from curation import apis, views
+from exports import apis as export_apis
 from exports import views as exports
 
 admin.site.site_header = "Batch Server"
@@ -27,8 +28,11 @@ urlpatterns = [
     path("api/batches/progress", apis.BatchProgressApi.as_view(), name="api-batch-progress"),
     path("exports/", exports.panel, name="exports"),
     path("exports/<int:pk>/files/<str:name>", exports.export_file, name="export-file"),
-    path("api/exports/count", exports.count, name="api-export-count"),
-    path("api/export-gold-star", exports.export_gold_star, name="api-export-gold-star"),
+    path("exports/<int:pk>/download", exports.export_download, name="export-download"),
+    path("api/exports/count", export_apis.ExportCountApi.as_view(), name="api-export-count"),
+    path(
+        "api/export-gold-star", export_apis.ExportCreateApi.as_view(), name="api-export-gold-star"
+    ),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),

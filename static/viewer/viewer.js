@@ -183,6 +183,33 @@ document.addEventListener("click", async (event) => {
 
 const QUALITY_BANDS = { 1: 20, 2: 40, 3: 60, 4: 80, 5: 100 };
 
+// Single-key shortcuts can be turned off (WCAG 2.1.4: speech input types letters
+// as keys); the choice is kept in this browser. Storage may be refused: then
+// the shortcuts are on, as the page says.
+const SHORTCUTS_SETTING = "viewer.single-key-shortcuts";
+
+function shortcutsEnabled() {
+  try {
+    return localStorage.getItem(SHORTCUTS_SETTING) !== "off";
+  } catch (error) {
+    return true;
+  }
+}
+
+function setShortcutsEnabled(enabled) {
+  try {
+    localStorage.setItem(SHORTCUTS_SETTING, enabled ? "on" : "off");
+  } catch (error) {
+    // Not remembered; the checkbox still says what this page does.
+  }
+}
+
+const shortcutsSwitch = document.getElementById("shortcuts-enabled");
+if (shortcutsSwitch) {
+  shortcutsSwitch.checked = shortcutsEnabled();
+  shortcutsSwitch.addEventListener("change", () => setShortcutsEnabled(shortcutsSwitch.checked));
+}
+
 function toggleShortcuts() {
   const open = document.getElementById("shortcuts").classList.toggle("open");
   document.getElementById("shortcuts-toggle").setAttribute("aria-expanded", String(open));
@@ -195,11 +222,18 @@ document.addEventListener("click", (event) => {
 document.addEventListener("keydown", (event) => {
   if (!document.body.classList.contains("review")) return;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  const typing = event.target.closest("input, textarea, select");
+  // A checkbox (the shortcuts switch) takes no text: keys still count there.
+  const typing = event.target.closest('input:not([type="checkbox"]), textarea, select');
   if (typing) {
     if (event.key === "Escape") event.target.blur();
     return;
   }
+  if (event.key === "?") {
+    toggleShortcuts();  // the help answers whether or not the shortcuts are on
+    event.preventDefault();
+    return;
+  }
+  if (shortcutsSwitch && !shortcutsSwitch.checked) return;
   const form = document.querySelector("form.annotation");
   const follow = (id) => { const link = document.getElementById(id); if (link) link.click(); };
   if (event.key === "j") follow("next-link");
@@ -211,8 +245,6 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "e") {
     event.preventDefault();
     form.elements.notes.focus();
-  } else if (event.key === "?") {
-    toggleShortcuts();
   } else return;
   event.preventDefault();
 });
@@ -252,11 +284,29 @@ const exportForm = document.getElementById("export-form");
 function exportQuery() {
   const params = new URLSearchParams();
   for (const [name, value] of new FormData(exportForm)) {
+    if (name === "csrfmiddlewaretoken") continue;  // sent as a header, never an option
     const input = exportForm.elements[name];
     const hidden = input && input.closest && input.closest(".option") && input.closest(".option").hidden;
     if (value !== "" && !hidden) params.append(name, value);
   }
   return params;
+}
+
+// Making an export is a POST (it writes files kept forever); the file is then
+// downloaded from the export's own URL, so the browser streams it to disk.
+async function createExport() {
+  const errors = document.getElementById("export-errors");
+  const button = document.getElementById("export-download");
+  button.disabled = true;
+  try {
+    const data = await api("POST", exportForm.action, Object.fromEntries(exportQuery()));
+    errors.textContent = "";
+    window.location.href = data.download_url;
+  } catch (error) {
+    errors.textContent = error.message;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function refreshExportCount() {
@@ -285,6 +335,6 @@ if (exportForm) {
   exportForm.addEventListener("change", () => { showExportOptions(); refreshExportCount(); });
   exportForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    window.location.href = `${exportForm.action}?${exportQuery()}`;
+    createExport();
   });
 }

@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from batches.models import Batch, Chunk, File, Request
 from batches.pipeline.execution import LeaseLost, ResultWriter, chunk_run, chunk_run_next
 from batches.pipeline.finalize import batch_finalize
 from tests.factories import COMPLETIONS, chat_requests, ingest, jsonl, request_line
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,11 +156,15 @@ def test_cancel_stops_the_running_chunk_and_accounts_for_every_line(alice, setti
 
     runner = threading.Thread(target=run_in_a_worker_thread)
     runner.start()
-    while not Request.objects.filter(batch=batch, status="completed").exists():
-        time.sleep(0.05)
+    wait_for(
+        lambda: Request.objects.filter(batch=batch, status="completed").exists(),
+        timeout=300,
+        interval=0.05,
+        message="the chunk's first result",
+    )
 
     services.batch_cancel(batch=batch)
-    runner.join(timeout=30)
+    runner.join(timeout=300)
     assert not runner.is_alive()
 
     batch.refresh_from_db()
@@ -209,3 +213,69 @@ def test_a_response_with_a_nul_character_is_stored(alice, monkeypatch):
     assert (batch.status, batch.completed_requests) == (Batch.Status.COMPLETED, 2)
     (first, _) = read_jsonl(batch.output_file)
     assert first["response"]["body"]["choices"][0]["message"]["content"] == "before\ufffdafter"
+
+
+def test_an_engine_that_raises_fails_only_the_request_that_fails_alone(alice, settings, caplog):
+    """The double raises for the whole window holding `[[raise]]`, as a vLLM step fails
+    for every sequence in it; the chunk goes on, and only the culprit fails, at once."""
+    settings.CHUNK_SIZE = 20
+    poisoned = 5
+    batch = ingest(
+        alice,
+        jsonl(
+            [
+                request_line(f"r{i}", "[[raise]] hi" if i == poisoned else f"candidate {i}")
+                for i in range(20)
+            ]
+        ),
+    )
+    chunk = Chunk.objects.get(batch=batch)
+
+    chunk_run(chunk_id=chunk.pk)  # returns: an engine error is not a dead worker
+
+    assert Chunk.objects.get(pk=chunk.pk).status == Chunk.Status.DONE
+    batch_finalize(batch_id=batch.pk)
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.COMPLETED
+    assert (batch.completed_requests, batch.failed_requests) == (19, 1)
+    (error,) = read_jsonl(batch.error_file)
+    assert error["custom_id"] == f"r{poisoned}" and error["error"] is None
+    assert error["response"]["status_code"] == 500
+    assert error["response"]["body"]["error"] == {
+        "message": "RuntimeError: Provoked engine failure.",
+        "type": "server_error",
+        "param": None,
+        "code": "engine_error",
+    }
+    assert [line["custom_id"] for line in read_jsonl(batch.output_file)] == [
+        f"r{i}" for i in range(20) if i != poisoned
+    ]
+    # One attempt each: the window's run and its single reruns are one attempt.
+    assert set(Request.objects.values_list("attempts", flat=True)) == {1}
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_a_dead_engine_is_unloaded_and_charges_only_what_it_held(alice, settings, monkeypatch):
+    from batches import engines
+    from batches.engines.base import EngineDead
+    from batches.engines.testing import DeterministicTestEngine
+
+    settings.CHUNK_SIZE = 20
+    monkeypatch.setattr(DeterministicTestEngine, "window", 4)
+    batch = ingest(alice, chat_requests(20))
+    original = DeterministicTestEngine._answer
+
+    answered: list[int] = []
+
+    def die_at_the_third_answer(engine, request):
+        if len(answered) == 2:
+            raise EngineDead("EngineCore encountered an issue.")
+        answered.append(request.key)
+        return original(engine, request)
+
+    monkeypatch.setattr(DeterministicTestEngine, "_answer", die_at_the_third_answer)
+    with pytest.raises(EngineDead):
+        chunk_run(chunk_id=Chunk.objects.get(batch=batch).pk)
+    assert engines.loaded_model() is None  # the next chunk loads a fresh engine
+    attempts = dict(Request.objects.order_by("line").values_list("custom_id", "attempts"))
+    assert attempts == {f"req-{i}": 1 if i < 4 else 0 for i in range(20)}

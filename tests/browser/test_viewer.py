@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from batches.models import Batch
 from curation.models import Annotation, Preference, Star, Tag
+from exports.models import Export
 from tests.browser.conftest import log_in
 from tests.factories import make_batch
 
@@ -280,3 +281,56 @@ def test_stars_charts_and_help_have_accessible_names(page, owner, carol):
     expect(toggle).to_have_attribute("aria-expanded", "true")
     toggle.click()
     expect(page.locator("#shortcuts")).to_be_hidden()
+
+
+def test_single_key_shortcuts_can_be_turned_off_and_stay_off(page, owner, carol):
+    """WCAG 2.1.4: with the switch off, j/k/s/1-5/e do nothing; ? still shows the help."""
+    rows = list(make_batch(owner, count=3).requests.order_by("pk"))
+    log_in(page, "carol", "carol-pw")
+    stars = []
+    page.on("request", lambda r: stars.append(r.url) if "/api/gold-star" in r.url else None)
+    url = f"/results/{rows[1].pk}/"
+    page.goto(url)
+    switch = page.get_by_label("Single-key shortcuts")
+    expect(switch).to_be_checked()
+    switch.uncheck()
+
+    page.reload()  # remembered in this browser
+    switch = page.get_by_label("Single-key shortcuts")
+    expect(switch).not_to_be_checked()
+    page.locator("h1 code").click()  # keys go to the page, not the switch
+    for key in ("s", "4", "j", "k"):
+        page.keyboard.press(key)
+    page.keyboard.press("e")
+    expect(page.locator("textarea[name=notes]")).not_to_be_focused()
+    page.keyboard.press("?")  # the help still answers
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(page.locator(".quality-value")).not_to_have_text("80")
+
+    # Turned on again, "s" stars: the one request to the star endpoint is this
+    # one (key events are handled in order), so the earlier "s" sent none.
+    switch.check()
+    page.locator("h1 code").click()
+    page.keyboard.press("s")
+    expect(page.locator("h1 button.star")).to_have_attribute("aria-pressed", "true")
+    assert page.url.endswith(url)  # j and k did not move
+    assert len(stars) == 1
+    assert not Annotation.objects.exists()  # "4" saved no quality
+    assert Star.objects.filter(request=rows[1], user=carol).exists()
+
+
+def test_an_expired_session_on_the_export_panel_says_to_log_in(page, owner, carol):
+    """The panel's endpoints answer 403 JSON, which the page shows (no script error)."""
+    Star.objects.create(request=make_batch(owner, count=1).requests.get(), user=carol)
+    log_in(page, "carol", "carol-pw")
+    page.goto("/exports/")
+    expect(page.locator("#export-count")).to_have_text("1 row")
+    page.context.clear_cookies()  # the session expires
+
+    page.select_option("#export-format", "csv")
+    errors = page.locator("#export-errors")
+    expect(errors).to_have_text("Log in to the viewer with a staff account.")
+    page.evaluate("document.getElementById('export-errors').textContent = ''")
+    page.click("#export-download")
+    expect(errors).to_have_text("Log in to the viewer with a staff account.")
+    assert not Export.objects.exists()

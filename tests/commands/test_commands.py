@@ -1,10 +1,14 @@
+import contextlib
 import hashlib
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from io import StringIO
+from types import SimpleNamespace
 
 import httpx
 import psutil
@@ -62,36 +66,75 @@ def test_make_tiny_model_is_offline_small_and_deterministic(tiny_model, tmp_path
     assert sum(p.stat().st_size for p in tiny_model.iterdir()) < 10 * 2**20
 
 
-@pytest.mark.subprocess
-def test_serve_starts_every_part_and_stops_cleanly(subprocess_env, alice_key, tmp_path):
-    api, viewer = free_port(), free_port()
-    env = {
-        **subprocess_env,
-        "API_BIND": f"127.0.0.1:{api}",
-        "VIEWER_BIND": f"127.0.0.1:{viewer}",
-    }
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    serve = subprocess.Popen(
-        [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve"],
+def answers(url, **kwargs) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=5, **kwargs)
+    except httpx.TransportError:
+        return None
+
+
+def start_serve(env: dict, log_path, *only: str) -> subprocess.Popen:
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(settings.BASE_DIR / "manage.py"),
+            "serve",
+            *(("--only", *only) if only else ()),
+        ],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own group, as under a terminal or systemd
     )
+
+
+def stop_serve(serve: subprocess.Popen) -> None:
+    """SIGTERM serve, and kill whatever of it is left: itself and each part,
+    which runs in its own process group."""
+    parts = []
+    with contextlib.suppress(psutil.Error):
+        parts = [child.pid for child in psutil.Process(serve.pid).children()]
+    serve.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        serve.wait(timeout=60)
+    for group in (serve.pid, *parts):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    serve.poll()
+
+
+def serve_env(subprocess_env) -> tuple[dict, int, int]:
+    api, viewer = free_port(), free_port()
+    env = {**subprocess_env, "API_BIND": f"127.0.0.1:{api}", "VIEWER_BIND": f"127.0.0.1:{viewer}"}
+    return env, api, viewer
+
+
+def engine_pid(log: str) -> int | None:
+    """The engine part's pid, as serve last logged it (its process title and
+    environment are rewritten by setproctitle)."""
+    started = re.findall(r"serve: started engine \(pid (\d+)\)", log)
+    return int(started[-1]) if started else None
+
+
+def ready(api: int) -> bool:
+    response = answers(f"http://127.0.0.1:{api}/readyz")
+    return response is not None and response.status_code == 200
+
+
+@pytest.mark.subprocess
+def test_serve_starts_every_part_and_stops_cleanly(subprocess_env, alice_key, tmp_path):
+    env, api, viewer = serve_env(subprocess_env)
+    serve = start_serve(env, tmp_path / "serve.log")
+    log = lambda: (tmp_path / "serve.log").read_text()  # noqa: E731
     try:
-
-        def answers(url, **kwargs):
-            try:
-                return httpx.get(url, timeout=2, **kwargs)
-            except httpx.TransportError:
-                return None
-
         models = wait_for(
             lambda: answers(
                 f"http://127.0.0.1:{api}/v1/models",
                 headers={"Authorization": f"Bearer {alice_key}"},
             ),
             timeout=60,
-            message=(tmp_path / "serve.log").read_text(),
+            message=log(),
         )
         assert models.status_code == 200
         assert models.json()["data"][0]["id"] == "tiny-chat"
@@ -109,13 +152,85 @@ def test_serve_starts_every_part_and_stops_cleanly(subprocess_env, alice_key, tm
             in metrics
         ), metrics
         assert answers(f"http://127.0.0.1:{viewer}/healthz").status_code == 200
+        # Ready once the workers run and the engine loaded its model at start.
+        wait_for(lambda: ready(api), timeout=120, message=log())
+        # Not ready yet is a state, logged as a warning, not an error.
+        assert "ERROR django.request" not in log()
         children = psutil.Process(serve.pid).children(recursive=True)
         assert len(children) >= 4
 
-        serve.send_signal(signal.SIGTERM)
-        assert serve.wait(timeout=40) == 0
-        time.sleep(0.5)
+        # Idle, a SIGTERM to serve's whole process group (as `kill -- -PGID`
+        # or a service manager sends it) stops everything within seconds.
+        started = time.monotonic()
+        os.killpg(serve.pid, signal.SIGTERM)
+        assert serve.wait(timeout=60) == 0
+        stopped_in = time.monotonic() - started
+        print(f"idle serve stopped in {stopped_in:.1f} s")
+        assert stopped_in < 15, log()
+        assert "did not stop" not in log()
         assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        stop_serve(serve)
+
+
+@pytest.mark.subprocess
+def test_serve_restarts_a_part_that_dies_while_the_others_keep_serving(
+    subprocess_env, alice_key, tmp_path
+):
+    env, api, _ = serve_env(subprocess_env)
+    serve = start_serve(env, tmp_path / "serve.log", "api", "control", "engine")
+    log = lambda: (tmp_path / "serve.log").read_text()  # noqa: E731
+    models = f"http://127.0.0.1:{api}/v1/models"
+    key = {"Authorization": f"Bearer {alice_key}"}
+    try:
+        wait_for(lambda: ready(api), timeout=120, message=log())
+        engine = engine_pid(log())
+        assert engine is not None
+
+        os.killpg(engine, signal.SIGKILL)  # the engine part and all it started
+        # The API keeps answering while the engine is away and comes back.
+        answered = []
+
+        def engine_back():
+            response = answers(models, headers=key)
+            answered.append(response is not None and response.status_code == 200)
+            return engine_pid(log()) not in (None, engine) and ready(api)
+
+        wait_for(engine_back, timeout=120, interval=0.5, message=log())
+        assert answered and all(answered), log()
+        assert serve.poll() is None
+        assert "serve: engine exited with code -9; restarting it in 1 s" in log()
+        assert not psutil.pid_exists(engine)
+    finally:
+        stop_serve(serve)
+
+
+def test_serve_waits_longer_before_each_restart_of_a_part_that_keeps_dying(monkeypatch):
+    """1 s, doubling up to 60 s; back to 1 s once the part stayed up a minute."""
+    from batches.management.commands import serve
+
+    clock = [1000.0]
+    monkeypatch.setattr(serve, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(serve.Part, "kill_group", lambda part: None)
+    log = StringIO()
+    command = serve.Command(stderr=log)
+
+    def start(part):
+        part.process = SimpleNamespace(pid=-1, poll=lambda: 1)  # dies at once
+        part.started_at = clock[0]
+
+    monkeypatch.setattr(command, "_start", start)
+    part = serve.Part("engine", ["manage.py", "workers"])
+    start(part)
+    delays = []
+    for _ in range(9):
+        command._supervise(part)  # sees it exited
+        delays.append(part.restart_at - clock[0])
+        clock[0] = part.restart_at
+        command._supervise(part)  # starts it again
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert "serve: engine exited with code 1; restarting it in 32 s" in log.getvalue()
+
+    clock[0] += serve.STABLE_AFTER  # this time it stayed up a minute
+    command._supervise(part)
+    assert part.restart_at - clock[0] == 1

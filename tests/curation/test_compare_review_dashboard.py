@@ -185,3 +185,24 @@ def test_admin_bulk_actions_report_counts(owner, admin_client, django_user_model
     assert "Tagged 0 result(s)" in act("add_tag", tag="Senior")
     assert "Choose a category" in act("set_category", category="")
     assert set(Request.objects.values_list("annotation__category", flat=True)) == {"good"}
+
+
+@pytest.mark.parametrize("ahead", [timedelta(minutes=61), timedelta(days=3)])
+def test_the_dashboard_counts_a_chunk_finished_in_the_future_in_the_last_hour(
+    owner, carol_client, ahead
+):
+    """A worker's clock can run ahead, and the hour can turn between the chunk's
+    write and the dashboard's read: such a chunk is counted now, not a KeyError."""
+    batch = make_batch(owner, count=4)
+    Chunk.objects.create(
+        batch=batch,
+        index=0,
+        first_line=1,
+        last_line=4,
+        size=4,
+        status=Chunk.Status.DONE,
+        finished_at=timezone.now() + ahead,
+    )
+    stats = dashboard()
+    assert len(stats.throughput) == 24 and stats.throughput[-1][1] == 4
+    assert carol_client.get("/").status_code == 200

@@ -1,3 +1,4 @@
+import contextlib
 import signal
 import subprocess
 import sys
@@ -5,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.helpers import stop_process_group
 
 
 class Processes:
@@ -23,9 +26,11 @@ class Processes:
         return process
 
     def qcluster(self, env: dict, *, cluster: str | None = None) -> subprocess.Popen:
+        """A django-q2 cluster as serve and the systemd units run it (`manage.py workers`)."""
         env = {**env, "Q_CLUSTER_NAME": cluster} if cluster else env
         manage = str(settings.BASE_DIR / "manage.py")
-        return self.start(cluster or "control", [sys.executable, manage, "qcluster"], env)
+        name = f"{cluster or 'control'}-{len(self.running)}"
+        return self.start(name, [sys.executable, manage, "workers"], env)
 
     def logs(self) -> str:
         return "\n".join(
@@ -34,15 +39,15 @@ class Processes:
         )
 
     def stop_all(self) -> None:
+        # SIGTERM to each main process, as serve and systemd stop them; then
+        # whatever is left of each process group goes.
         for process in self.running.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.running.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process_group(process, timeout=5)
 
 
 @pytest.fixture

@@ -7,14 +7,19 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import pytest
 from django.conf import settings
+from django.utils import timezone
+from django_q.models import Schedule
 
-from batches.models import File
+from batches.apps import RECONCILE_SCHEDULE
+from batches.models import Chunk, File
 from batches.pipeline.reconcile import reconcile
 from tests.factories import CHAT, chat_requests, jsonl, request_line
 from tests.helpers import free_port, wait_for
@@ -23,15 +28,30 @@ pytestmark = pytest.mark.subprocess
 
 
 def kill_group(process) -> None:
-    """SIGKILL the process and all it started (they share its session)."""
+    """SIGKILL the process and all it started (they share its session), and
+    wait until every one of them is gone (on a loaded machine a killed worker
+    can take a moment to die)."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+    def gone() -> bool:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, timeout=30, interval=0.05)
 
 
 def test_a_batch_completes_exactly_once_after_its_workers_are_killed(
     openai_client, processes, subprocess_env
 ):
     env = {**subprocess_env, "ENGINE": "test", "CHUNK_SIZE": "50", "CHUNK_LEASE_SECONDS": "2"}
+    # The reconciler runs below, when the test says: not also on its schedule.
+    Schedule.objects.filter(name=RECONCILE_SCHEDULE).update(
+        next_run=timezone.now() + timedelta(hours=1)
+    )
     processes.qcluster(env)
     engine = processes.qcluster(env, cluster="engine")
     content = jsonl([request_line(f"c{i}", "[[sleep:0.01]] candidate") for i in range(400)])
@@ -40,7 +60,10 @@ def test_a_batch_completes_exactly_once_after_its_workers_are_killed(
         input_file_id=input_file.id, endpoint=CHAT, completion_window="24h"
     )
     wait_for(
-        lambda: openai_client.batches.retrieve(batch.id).request_counts.completed >= 80,
+        lambda: (
+            openai_client.batches.retrieve(batch.id).request_counts.completed >= 80
+            and held_by(engine)
+        ),
         timeout=60,
         message=processes.logs(),
     )
@@ -48,7 +71,7 @@ def test_a_batch_completes_exactly_once_after_its_workers_are_killed(
     kill_group(engine)  # mid-chunk: the cluster and its worker, no goodbye
     before = openai_client.batches.retrieve(batch.id)
     assert before.status == "in_progress" and before.request_counts.completed < 400
-    time.sleep(2.5)  # the dead worker's lease lapses
+    # No wait for the lease: its holder was a process of this host, and is gone.
     done = reconcile()  # what the schedule does every minute
     assert done["chunks_recovered"] == 1 and done["turns_added"] >= 1
     processes.qcluster(env, cluster="engine")
@@ -71,6 +94,108 @@ def test_a_batch_completes_exactly_once_after_its_workers_are_killed(
     )
     assert errors == []
     assert done.request_counts.model_dump() == {"total": 400, "completed": 400, "failed": 0}
+
+
+def exactly_once(client, batch_id: str, count: int, *, logs) -> None:
+    """The batch completes with every custom_id c0..c{count-1} once in its output."""
+    done = wait_for(
+        lambda: (b := client.batches.retrieve(batch_id)).status == "completed" and b,
+        timeout=120,
+        message=logs(),
+    )
+    assert done.error_file_id is None
+    output = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+    assert Counter(x["custom_id"] for x in output) == Counter({f"c{i}": 1 for i in range(count)})
+    assert done.request_counts.model_dump() == {"total": count, "completed": count, "failed": 0}
+
+
+def create_batch(client, count: int, sleep: float):
+    content = jsonl([request_line(f"c{i}", f"[[sleep:{sleep}]] candidate") for i in range(count)])
+    input_file = client.files.create(file=("in.jsonl", content), purpose="batch")
+    return client.batches.create(
+        input_file_id=input_file.id, endpoint=CHAT, completion_window="24h"
+    )
+
+
+def held_by(process) -> Chunk | None:
+    """A running chunk whose lease holder is one of `process`'s workers."""
+    pids = {child.pid for child in psutil.Process(process.pid).children(recursive=True)}
+    for chunk in Chunk.objects.filter(status=Chunk.Status.RUNNING):
+        if int(chunk.leased_by.rpartition(":")[2]) in pids:
+            return chunk
+    return None
+
+
+# A lease far longer than any deadline below: a chunk that runs again in time
+# was recognised as its dead worker's, not waited out.
+LONG_LEASE = {"ENGINE": "test", "CHUNK_LEASE_SECONDS": "3600"}
+
+
+def test_a_killed_workers_chunk_runs_again_as_soon_as_an_engine_starts(
+    openai_client, processes, subprocess_env
+):
+    env = {**subprocess_env, **LONG_LEASE, "CHUNK_SIZE": "100"}
+    processes.qcluster(env)
+    engine = processes.qcluster(env, cluster="engine")
+    batch = create_batch(openai_client, 300, 0.01)
+    chunk = wait_for(lambda: held_by(engine), timeout=60, message=processes.logs())
+
+    kill_group(engine)
+    processes.qcluster(env, cluster="engine")  # a restart, with no old worker alive
+    wait_for(
+        lambda: Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.DONE).exists(),
+        timeout=60,
+        message=processes.logs(),
+    )
+    exactly_once(openai_client, batch.id, 300, logs=processes.logs)
+
+
+def test_a_live_engine_takes_over_the_chunk_of_one_that_died(
+    openai_client, processes, subprocess_env
+):
+    env = {**subprocess_env, **LONG_LEASE, "CHUNK_SIZE": "50"}
+    processes.qcluster(env)
+    doomed = processes.qcluster(env, cluster="engine")
+    processes.qcluster(env, cluster="engine")
+    batch = create_batch(openai_client, 300, 0.04)
+    chunk = wait_for(lambda: held_by(doomed), timeout=60, message=processes.logs())
+
+    kill_group(doomed)  # the other engine keeps running and beating
+    wait_for(
+        lambda: Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.DONE).exists(),
+        timeout=60,
+        message=processes.logs(),
+    )
+    exactly_once(openai_client, batch.id, 300, logs=processes.logs)
+
+
+def test_a_stopped_engine_hands_its_running_chunk_back(openai_client, processes, subprocess_env):
+    """SIGTERM mid-chunk (as Ctrl-C under serve, or systemctl stop): the engine
+    exits within seconds, its chunk is pending again with no lease, and the
+    next engine resumes it without running an answered request twice."""
+    env = {**subprocess_env, **LONG_LEASE, "CHUNK_SIZE": "400"}
+    processes.qcluster(env)
+    engine = processes.qcluster(env, cluster="engine")
+    batch = create_batch(openai_client, 400, 0.05)  # one chunk of 20 s
+    wait_for(
+        lambda: openai_client.batches.retrieve(batch.id).request_counts.completed >= 20,
+        timeout=60,
+        message=processes.logs(),
+    )
+
+    started = time.monotonic()
+    engine.send_signal(signal.SIGTERM)
+    engine.wait(timeout=60)
+    stopped_in = time.monotonic() - started
+    print(f"busy engine stopped in {stopped_in:.1f} s")
+    assert stopped_in < 15, processes.logs()
+    assert engine.returncode == 0
+    chunk = Chunk.objects.get(batch__public_id=batch.id)
+    assert (chunk.status, chunk.leased_by, chunk.lease_expires_at) == ("pending", "", None)
+    assert openai_client.batches.retrieve(batch.id).request_counts.completed < 400
+
+    processes.qcluster(env, cluster="engine")
+    exactly_once(openai_client, batch.id, 400, logs=processes.logs)
 
 
 def start_api(processes, env, port: int):

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ from openai.types.chat import ChatCompletion
 from batches.engines.base import EngineRequest
 from batches.engines.openai import OpenAIEngine
 from batches.engines.params import CHAT, COMPLETIONS
-from tests.helpers import free_port
+from tests.helpers import free_port, start_process_group, stop_process_group, wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.subprocess]
 
@@ -40,31 +39,29 @@ def vllm_server(tiny_model, tmp_path_factory):
         str(256 * 2**20),
     ]
     with open(log, "wb") as output:
-        server = subprocess.Popen(
+        server = start_process_group(
             command,
             stdout=output,
             stderr=subprocess.STDOUT,
             env={**os.environ, "VLLM_HOST_IP": "127.0.0.1"},
         )
     url = f"http://127.0.0.1:{port}/v1"
+
+    def answering() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"vllm serve exited ({server.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{url}/models", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"vllm serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        # It starts in ~30 s on an idle machine; a loaded two-core one needs far more.
+        wait_for(answering, timeout=600, interval=0.5, message=f"vllm serve at {url}")
         yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        # vllm serve spawns an engine-core process: stop the whole group.
+        stop_process_group(server)
 
 
 def engine(*urls, concurrency=8) -> OpenAIEngine:

@@ -154,3 +154,91 @@ def test_should_stop_abandons_the_rest(engine):
         seen.append(result)
     assert 1 <= len(seen) < 50
     assert not engine.llm.llm_engine.has_unfinished_requests()
+
+
+def long_prompt(i: int, sentences: int = 40) -> str:
+    """About 12 tokens a sentence: 40 make a prompt of ~490 tokens, 60 of ~730."""
+    return " ".join(f"candidate {i} answered question {j} with care." for j in range(sentences))
+
+
+def test_a_seeded_batch_that_splits_prefills_completes_and_repeats(engine):
+    """With chunked prefill, 40 prompts of ~490 tokens (over 19k tokens against a
+    4,096-token step budget) split prefills, and the CPU generator of a seeded
+    request cannot be rewound: the step raised "CPU Generator does not use offset"."""
+    scheduler = engine.llm.llm_engine.vllm_config.scheduler_config
+    assert not scheduler.enable_chunked_prefill
+    assert scheduler.max_num_batched_tokens >= engine.llm.model_config.max_model_len
+
+    def texts(seed: int) -> list[str]:
+        bodies = [
+            chat(long_prompt(i), seed=seed, temperature=1.0, max_tokens=8, ignore_eos=True)
+            for i in range(40)
+        ]
+        results = run(engine, *bodies)
+        assert {r.status_code for r in results.values()} == {200}
+        assert results[0].prompt_tokens > 400
+        return [results[i].body["choices"][0]["message"]["content"] for i in range(40)]
+
+    first = texts(3)
+    assert texts(3) == first  # the second run also reads its prompts from the prefix cache
+    assert texts(4) != first
+
+
+@pytest.fixture(scope="module")
+def chunked_engine(tiny_model):
+    """An engine that splits prefills at 512 tokens, as vLLM does by default elsewhere."""
+    from batches.engines.vllm import VLLMEngine
+
+    engine = VLLMEngine(
+        "tiny-chat",
+        str(tiny_model),
+        {"enable_chunked_prefill": True, "max_num_batched_tokens": 512},
+    )
+    yield engine
+    engine.close()
+
+
+def test_a_failed_step_drops_what_the_engine_held_and_it_runs_on(chunked_engine):
+    from batches.engines.base import EngineError
+
+    admitted = []
+    requests = [
+        EngineRequest(key=i, endpoint=CHAT, body=chat(f"short {i}", max_tokens=4)) for i in range(3)
+    ] + [EngineRequest(key=3, endpoint=CHAT, body=chat(long_prompt(3, 60), seed=3, max_tokens=4))]
+    with pytest.raises(EngineError, match=r"^RuntimeError: CPU Generator does not use offset"):
+        list(chunked_engine.run(requests, should_stop=lambda: False, admit=admitted.extend))
+    assert admitted == [0, 1, 2, 3]  # admitted, as one window, before anything ran
+    assert not chunked_engine.llm.llm_engine.has_unfinished_requests()
+    # The engine still works: the short requests run; the seeded one, longer than a
+    # step, is split and fails even alone.
+    assert all(r.ok for r in run(chunked_engine, *(r.body for r in requests[:3])).values())
+    with pytest.raises(EngineError):
+        run(chunked_engine, requests[3].body)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_fails_alone_in_vllm_fails_at_once_and_the_chunk_goes_on(
+    chunked_engine, alice, monkeypatch
+):
+    from batches import engines
+    from batches.models import Batch, Chunk, Request
+    from batches.pipeline.execution import chunk_run
+    from tests.factories import ingest, jsonl, request_line
+
+    monkeypatch.setitem(engines._loaded, "tiny-chat", chunked_engine)
+    lines = [request_line(f"r{i}", f"short {i}", max_tokens=4) for i in range(6)]
+    # Longer than a step's 512 tokens: its prefill is split even when it runs alone.
+    lines.insert(2, request_line("seeded-long", long_prompt(2, 60), seed=3, max_tokens=4))
+    batch = ingest(alice, jsonl(lines))
+
+    chunk_run(chunk_id=Chunk.objects.get(batch=batch).pk)
+
+    batch.refresh_from_db()
+    assert batch.status == Batch.Status.FINALIZING
+    assert (batch.completed_requests, batch.failed_requests) == (6, 1)
+    failed = Request.objects.get(batch=batch, status="failed")
+    assert failed.custom_id == "seeded-long" and failed.attempts == 1
+    assert failed.status_code == 500
+    assert failed.response["error"]["message"] == (
+        "RuntimeError: CPU Generator does not use offset"
+    )

@@ -1,9 +1,10 @@
-"""The export panel, GET /api/export-gold-star, the admin's export, and loading the files."""
+"""The export panel, POST /api/export-gold-star, the admin's export, and loading the files."""
 
 import csv
 import io
 import json
 import zipfile
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -16,23 +17,50 @@ def download(response) -> bytes:
     return b"".join(response.streaming_content)
 
 
+def form_post(client, path: str, data: dict, **kwargs):
+    """A POST as a browser sends a plain form (urlencoded)."""
+    return client.post(
+        path, urlencode(data), content_type="application/x-www-form-urlencoded", **kwargs
+    )
+
+
 def test_the_seed_api_exports_and_records(curated, carol_client, carol):
-    response = carol_client.get("/api/export-gold-star?format=icl&filter=quality_high")
+    created = carol_client.post(
+        "/api/export-gold-star",
+        {"format": "icl", "filter": "quality_high"},
+        content_type="application/json",
+    )
+    assert created.status_code == 201
+    record = Export.objects.get()
+    assert created.json() == {
+        "id": record.pk,
+        "format": "icl",
+        "rows": 2,
+        "skipped": 0,
+        "files": record.files,
+        "download_url": f"/exports/{record.pk}/download",
+    }
+    response = carol_client.get(created.json()["download_url"])
     assert response.status_code == 200
     assert response.streaming  # streamed from the file on disk
     assert "attachment" in response["Content-Disposition"]
     assert "gold_star_icl_" in response["Content-Disposition"]
     rows = [json.loads(line) for line in download(response).decode().splitlines()]
     assert [r["meta"]["custom_id"] for r in rows] == ["c-0", "c-2"]
-    record = Export.objects.get()
     assert (record.user, record.origin, record.format, record.rows) == (carol, "viewer", "icl", 2)
     assert record.params["filter"] == "quality_high"
 
 
 def test_a_split_fine_tuning_export_downloads_as_a_zip(curated, carol_client):
-    response = carol_client.get(
-        "/api/export-gold-star?format=finetuning&starred=any&split=0.5&seed=1"
+    # A plain form post (no script) is sent on to the download.
+    response = form_post(
+        carol_client,
+        "/api/export-gold-star",
+        {"format": "finetuning", "starred": "any", "split": "0.5", "seed": "1"},
     )
+    assert response.status_code == 303
+    assert response["Location"] == f"/exports/{Export.objects.get().pk}/download"
+    response = carol_client.get(response["Location"])
     archive = zipfile.ZipFile(io.BytesIO(download(response)))
     assert sorted(archive.namelist()) == ["metadata.json", "train.jsonl", "validation.jsonl"]
     manifest = json.loads(archive.read("metadata.json"))
@@ -40,11 +68,53 @@ def test_a_split_fine_tuning_export_downloads_as_a_zip(curated, carol_client):
 
 
 def test_bad_requests_get_clear_errors_and_record_nothing(curated, carol_client):
-    for query in ("format=pdf", "format=icl&quality_min=x", "format=icl&filter=sometimes"):
-        response = carol_client.get(f"/api/export-gold-star?{query}")
-        assert response.status_code == 400
+    for options in (
+        {"format": "pdf"},
+        {"format": "icl", "quality_min": "x"},
+        {"format": "icl", "filter": "sometimes"},
+        {"format": "icl", "filter": ["all"]},
+        ["format", "icl"],
+    ):
+        response = carol_client.post(
+            "/api/export-gold-star", options, content_type="application/json"
+        )
+        assert response.status_code == 400, options
         assert response.json()["error"]["message"]
     assert not Export.objects.exists()
+
+
+def test_the_panel_lists_exports_whatever_params_they_recorded(curated, carol_client):
+    response = carol_client.post(
+        "/api/export-gold-star",
+        {"format": "icl", "items": "x", "keys": "y", "q": "", "note": "n" * 5000},
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    html = carol_client.get("/exports/").content.decode()
+    assert "<code>items=x</code>" in html and "n" * 5000 not in html
+
+
+def test_a_get_creates_no_export(curated, carol_client):
+    response = carol_client.get("/api/export-gold-star?format=icl")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert not Export.objects.exists()
+
+
+def test_creating_an_export_needs_the_csrf_token(curated, carol):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(carol)
+    response = form_post(client, "/api/export-gold-star", {"format": "icl"})
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["error"]["message"]
+    assert not Export.objects.exists()
+    html = client.get("/exports/").content.decode()
+    token = html.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    response = form_post(
+        client, "/api/export-gold-star", {"format": "icl", "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 303
+    assert "csrfmiddlewaretoken" not in Export.objects.get().params  # never recorded
 
 
 def test_the_count_is_known_before_downloading(curated, carol_client):
@@ -69,13 +139,31 @@ def test_the_panel_lists_past_exports_for_download_again(curated, carol_client):
     assert carol_client.get(f"/exports/{record.pk}/files/other.csv").status_code == 404
 
 
-@pytest.mark.parametrize(
-    "path", ["/exports/", "/api/export-gold-star?format=icl", "/api/exports/count?format=icl"]
-)
-def test_exports_are_for_staff_only(curated, django_user_model, path):
+def test_the_export_panel_is_for_staff_only(curated, django_user_model):
     client = Client()
+    assert client.get("/exports/").status_code == 302
     client.force_login(django_user_model.objects.create_user("eve"))
-    assert client.get(path).status_code == 302
+    assert client.get("/exports/").status_code == 302
+    assert client.get("/exports/1/download").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "/api/export-gold-star"), ("get", "/api/exports/count?format=icl")],
+)
+def test_export_endpoints_answer_json_to_a_missing_session_or_a_non_staff_user(
+    curated, django_user_model, method, path
+):
+    """The panel's script reads these answers; a redirect to the login page would break it."""
+    client = Client()
+    response = getattr(client, method)(path, {"format": "icl"} if method == "post" else None)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert "Log in" in response.json()["error"]["message"]
+    client.force_login(django_user_model.objects.create_user("eve"))
+    response = getattr(client, method)(path, {"format": "icl"} if method == "post" else None)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
     assert not Export.objects.exists()
 
 

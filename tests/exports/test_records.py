@@ -7,11 +7,13 @@ import sys
 import tracemalloc
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from batches.models import Request
@@ -187,3 +189,78 @@ def test_the_command_streams_to_a_pipe(curated, subprocess_env):
     assert result.stdout.splitlines()[0].startswith("result_id,batch_id,model,custom_id")
     assert len(result.stdout.splitlines()) == 9
     assert "Export" in result.stderr
+
+
+def _fail_on_manifest(monkeypatch):
+    write_bytes = Path.write_bytes
+
+    def failing(path, data):
+        if path.name == services.MANIFEST:
+            raise OSError(28, "No space left on device")
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+
+
+def _fail_on_links(monkeypatch):
+    def failing(*args, **kwargs):
+        raise DatabaseError("the database went away")
+
+    monkeypatch.setattr(Export.results.through.objects, "bulk_create", failing)
+
+
+def _fail_on_move(monkeypatch):
+    def failing(path, target):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(Path, "rename", failing)
+
+
+def _fail_on_commit(monkeypatch):
+    def failing():
+        raise DatabaseError("could not commit")
+
+    monkeypatch.setattr(connection, "commit", failing)
+
+
+@pytest.mark.django_db(transaction=True)  # a real commit, to fail it
+@pytest.mark.parametrize(
+    "fail", [_fail_on_links, _fail_on_manifest, _fail_on_move, _fail_on_commit]
+)
+@pytest.mark.parametrize("how", ["export_create", "export_record_content"])
+def test_a_failure_while_recording_leaves_neither_a_row_nor_a_directory(
+    curated, carol, monkeypatch, fail, how
+):
+    before = set(services.exports_root().iterdir())
+    fail(monkeypatch)
+    with pytest.raises((OSError, DatabaseError)):
+        if how == "export_create":
+            services.export_create(params={"format": "icl"}, user=carol, origin="viewer")
+        else:
+            services.export_record_content(
+                content=b"a,b\n",
+                filename="results.csv",
+                result_ids=list(Request.objects.values_list("pk", flat=True)),
+                params={},
+                user=carol,
+                origin="admin",
+            )
+    monkeypatch.undo()
+    assert not Export.objects.exists()
+    assert set(services.exports_root().iterdir()) == before  # no files, no manifest, no scratch
+
+
+def test_a_recorded_export_has_its_manifest_before_it_commits(curated, carol, monkeypatch):
+    """What the transaction sees at its last statement is what commits."""
+    seen = {}
+    rename = Path.rename
+
+    def moved_then_checked(path, target):
+        result = rename(path, target)
+        seen["manifest"] = json.loads((Path(target) / services.MANIFEST).read_text())
+        seen["rows"] = Export.objects.count()
+        return result
+
+    monkeypatch.setattr(Path, "rename", moved_then_checked)
+    record = services.export_create(params={"format": "icl"}, user=carol, origin="viewer")
+    assert seen["manifest"]["id"] == record.pk and seen["rows"] == 1

@@ -34,9 +34,12 @@ def test_readyz_needs_the_database_the_control_cluster_and_a_loaded_engine(port_
         "control": "no recent heartbeat",
         "engine": "no worker with a loaded model",
     }
-    reconcile()  # the control cluster's schedule beats
+    reconcile()  # a control worker beats
     engines._loaded.clear()
-    heartbeats.engine_heartbeat()  # the engine cluster's schedule: loads the model and beats
+    heartbeats.engine_beat()  # an engine worker still loading its model
+    assert port_client.get("/readyz").json()["checks"]["engine"] == "no worker with a loaded model"
+    engines.get_engine("tiny-chat")
+    heartbeats.engine_beat()
     response = port_client.get("/readyz")
     assert response.status_code == 200, response.json()
     assert response.json()["checks"]["engine"] == "ok (1 worker(s), tiny-chat)"
@@ -44,9 +47,11 @@ def test_readyz_needs_the_database_the_control_cluster_and_a_loaded_engine(port_
     assert port_client.get("/readyz").status_code == 503
 
 
-def test_the_engine_heartbeat_is_scheduled_on_the_engine_cluster(db):
-    schedule = Schedule.objects.get(name="batchserver: engine heartbeat")
-    assert (schedule.func, schedule.cluster) == ("batches.tasks.engine_heartbeat", "engine")
+def test_no_heartbeat_schedule_is_left_on_the_engine_cluster(db):
+    """Engine workers beat from a thread and load their model at start
+    (tests/operations/test_workers.py); the old once-a-minute schedule is gone."""
+    assert not Schedule.objects.filter(name="batchserver: engine heartbeat").exists()
+    assert not Schedule.objects.filter(cluster="engine").exists()
 
 
 @pytest.fixture

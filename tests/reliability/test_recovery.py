@@ -19,6 +19,7 @@ from batches.pipeline.execution import chunk_run, chunk_run_next
 from batches.pipeline.finalize import batch_finalize
 from batches.pipeline.reconcile import reconcile
 from tests.factories import chat_requests, ingest, jsonl, request_line
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,11 +137,16 @@ def test_a_batch_past_its_window_expires_keeping_what_completed(alice, settings)
 
     runner = threading.Thread(target=worker)
     runner.start()
-    while not Request.objects.filter(batch=batch, status="completed").exists():
-        time.sleep(0.05)
+    wait_for(
+        lambda: Request.objects.filter(batch=batch, status="completed").exists(),
+        timeout=300,
+        interval=0.05,
+        message="the chunk's first result",
+    )
     Batch.objects.filter(pk=batch.pk).update(expires_at=timezone.now())
     assert reconcile()["expired"] == 1
-    runner.join(timeout=30)
+    runner.join(timeout=300)
+    assert not runner.is_alive()
     batch.refresh_from_db()
     assert batch.status == Batch.Status.FINALIZING and batch.ending == "expired"
     assert set(Chunk.objects.filter(batch=batch).values_list("status", flat=True)) == {"cancelled"}
@@ -222,3 +228,47 @@ def test_stale_upload_leftovers_are_removed(settings):
     assert reconcile()["temp_files_removed"] == 1
     assert not old.exists() and fresh.exists()
     fresh.unlink()
+
+
+class WorkerKilled(BaseException):
+    """Stands in for SIGKILL: nothing in the worker catches it."""
+
+
+def test_a_worker_that_keeps_dying_charges_only_the_requests_its_engine_held(
+    alice, settings, monkeypatch
+):
+    from batches.engines.testing import DeterministicTestEngine
+
+    settings.MAX_REQUEST_ATTEMPTS = 3
+    settings.CHUNK_SIZE = 40
+    monkeypatch.setattr(DeterministicTestEngine, "window", 4)
+    batch = ingest(alice, chat_requests(40))
+    chunk = Chunk.objects.get(batch=batch)
+    original = DeterministicTestEngine._answer
+    deaths = []
+
+    def die_at_the_first_answer(engine, request):
+        if len(deaths) < 3:
+            deaths.append(request.key)
+            raise WorkerKilled
+        return original(engine, request)
+
+    monkeypatch.setattr(DeterministicTestEngine, "_answer", die_at_the_first_answer)
+    for _ in range(3):
+        with pytest.raises(WorkerKilled):
+            chunk_run_next()  # the engine admitted its first window of 4, then the worker died
+        Chunk.objects.filter(pk=chunk.pk).update(
+            leased_by="dead-host:123", lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert reconcile()["chunks_recovered"] == 1
+
+    batch = finish(batch)
+    assert batch.status == Batch.Status.COMPLETED
+    assert (batch.completed_requests, batch.failed_requests) == (36, 4)
+    errors = lines(batch.error_file)
+    assert [e["custom_id"] for e in errors] == [f"req-{i}" for i in range(4)]
+    assert all(
+        "Gave up after 3 attempts" in e["response"]["body"]["error"]["message"] for e in errors
+    )
+    attempts = dict(Request.objects.filter(batch=batch).values_list("custom_id", "attempts"))
+    assert attempts == {f"req-{i}": 3 if i < 4 else 1 for i in range(40)}
