@@ -4,11 +4,15 @@ Test data lives in tests/factories.py and fixtures in the conftest.py files.
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+
+from django.conf import settings
 
 
 def free_port() -> int:
@@ -81,3 +85,27 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def production_env(tmp_path, **overrides) -> dict:
+    empty_env_file = tmp_path / "env"
+    empty_env_file.write_text("")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "batchserver.settings",
+        # Not the checkout's .env, which may hold the quickstart's settings.
+        "ENV_FILE": str(empty_env_file),
+        "DATA_DIR": str(tmp_path / "data"),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "api.example.com,review.example.com",
+        "CSRF_TRUSTED_ORIGINS": "https://review.example.com",
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True
+    )

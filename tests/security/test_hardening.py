@@ -9,7 +9,6 @@ the size limit while streaming (tests/api/test_files.py) and over-long lines
 """
 
 import hmac
-import secrets
 import subprocess
 import sys
 from email.message import Message
@@ -24,6 +23,7 @@ from django.test import Client
 
 from batches.models import ApiKey, Batch, File
 from tests.factories import chat_requests
+from tests.helpers import production_env, run_python
 
 BASE = Path(settings.BASE_DIR)
 
@@ -211,30 +211,6 @@ def test_viewer_forms_refuse_a_post_without_csrf_token(carol):
 
 
 # --- Production settings (a fresh interpreter each: settings load once) -----------------
-
-
-def production_env(tmp_path, **overrides) -> dict:
-    empty_env_file = tmp_path / "env"
-    empty_env_file.write_text("")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "batchserver.settings",
-        # Not the checkout's .env, which may hold the quickstart's settings.
-        "ENV_FILE": str(empty_env_file),
-        "DATA_DIR": str(tmp_path / "data"),
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "api.example.com,review.example.com",
-        "CSRF_TRUSTED_ORIGINS": "https://review.example.com",
-    }
-    env.update(overrides)
-    return {k: v for k, v in env.items() if v is not None}
-
-
-def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], env=env, cwd=BASE, capture_output=True, text=True
-    )
 
 
 def test_secret_key_is_required_and_debug_is_off_by_default(tmp_path):

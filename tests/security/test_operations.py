@@ -4,8 +4,6 @@ metrics token is compared in constant time, and create_api_key checks first."""
 import hmac
 import logging
 import stat
-import subprocess
-import sys
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -22,7 +20,7 @@ from django.utils import timezone
 from batches.models import ApiKey, WebhookDelivery
 from batches.webhooks import delivery_attempt, loggable_url
 from tests.factories import chat_requests, ingest
-from tests.helpers import free_port
+from tests.helpers import free_port, production_env, run_python
 
 BASE = Path(settings.BASE_DIR)
 PASSWORD, TOKEN = "pa55-s3cret-word", "q-s3cret-t0ken"
@@ -185,25 +183,7 @@ for path in (data, data / "gold_star", export, export / "icl.jsonl", stored, dat
 
 
 def run_settings_script(tmp_path, quickstart: str) -> dict:
-    env_file = tmp_path / "env"
-    env_file.write_text("")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "DJANGO_SETTINGS_MODULE": "batchserver.settings",
-        "ENV_FILE": str(env_file),
-        "DATA_DIR": str(tmp_path / "data"),
-        "SECRET_KEY": "x" * 50,
-        "QUICKSTART": quickstart,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", PERMISSIONS_SCRIPT],
-        env=env,
-        cwd=BASE,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python(PERMISSIONS_SCRIPT, production_env(tmp_path, QUICKSTART=quickstart))
     assert result.returncode == 0, result.stderr
     return dict(line.split() for line in result.stdout.splitlines())
 
