@@ -1,5 +1,6 @@
 """The small interface every engine implements, and the OpenAI bodies they return."""
 
+import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,17 @@ class Choice:
 
 # Called with request keys before the engine takes them in; see Engine.run.
 Admit = Callable[[list[int]], None]
+
+
+def admit_window(
+    source: Iterator[EngineRequest], size: int, admit: Admit | None
+) -> list[EngineRequest]:
+    """The next `size` requests (fewer at the end), reported to `admit` before
+    the engine receives them: only admitted requests are charged an attempt."""
+    window = list(itertools.islice(source, size))
+    if window and admit is not None:
+        admit([request.key for request in window])
+    return window
 
 
 class EngineError(Exception):

@@ -19,6 +19,7 @@ from batches.engines.base import (
     Admit,
     EngineRequest,
     EngineResult,
+    admit_window,
     error_result,
     invalid_request_result,
 )
@@ -64,10 +65,8 @@ class OpenAIEngine:
                         # requests on the wire, a quarter more queued, taken in
                         # whenever no more than `concurrency` are held.
                         wanted = self.window - len(inflight)
-                        window = list(itertools.islice(source, wanted))
+                        window = admit_window(source, wanted, admit)
                         exhausted = len(window) < wanted
-                        if window and admit is not None:
-                            admit([request.key for request in window])
                         inflight.update(pool.submit(self._send, request) for request in window)
                     if not inflight:
                         return

@@ -11,7 +11,6 @@ Like vLLM it admits requests in windows (`window` at a time, see Engine.run)
 and then answers them one by one.
 """
 
-import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +21,7 @@ from batches.engines.base import (
     EngineError,
     EngineRequest,
     EngineResult,
+    admit_window,
     completion_body,
     error_result,
     invalid_request_result,
@@ -52,11 +52,9 @@ class DeterministicTestEngine:
     ) -> Iterator[EngineResult]:
         source = iter(requests)
         while not should_stop():
-            window = list(itertools.islice(source, self.window))
+            window = admit_window(source, self.window, admit)
             if not window:
                 return
-            if admit is not None:
-                admit([request.key for request in window])
             if any(_RAISE in repr(request.body) for request in window):
                 raise EngineError("RuntimeError: Provoked engine failure.")
             for request in window:

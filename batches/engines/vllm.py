@@ -1,6 +1,5 @@
 """The in-process vLLM engine: loaded once per worker process, reused by every chunk."""
 
-import itertools
 import logging
 import os
 import time
@@ -21,6 +20,7 @@ from batches.engines.base import (
     EngineError,
     EngineRequest,
     EngineResult,
+    admit_window,
     completion_body,
     error_result,
     invalid_request_result,
@@ -133,10 +133,8 @@ class VLLMEngine:
                     return
                 if not exhausted and len(inflight) <= self.max_running:
                     wanted = self.queue_depth - len(inflight)
-                    window = list(itertools.islice(source, wanted))
+                    window = admit_window(source, wanted, admit)
                     exhausted = len(window) < wanted
-                    if window and admit is not None:
-                        admit([request.key for request in window])
                     for request in window:
                         if rejected := self._add(request, inflight):
                             yield rejected
