@@ -22,10 +22,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str = ""):
+def wait_for(predicate, *, timeout: float, interval: float = 0.2, message=""):
     """Poll `predicate` until it returns something truthy, and return that.
 
     `timeout` is a deadline, not a pause: size it for a loaded two-core machine.
+    `message` may be a callable (e.g. a log reader), read only on timeout so
+    that the failure shows the logs as they were at the deadline.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -34,7 +36,8 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, message: str =
             return value
         time.sleep(interval)
     raise_thread_failures()
-    raise AssertionError(f"timed out after {timeout} s: {message}")
+    detail = message() if callable(message) else message
+    raise AssertionError(f"timed out after {timeout} s: {detail}")
 
 
 # Exceptions that ended a thread during the current test (tests/conftest.py

@@ -54,7 +54,7 @@ def test_two_concurrent_picks_leave_one_consistent_preference(owner, carol, monk
             arrived.append(threading.get_ident())
             wait_for(
                 lambda: len(arrived) == 2 or _another_transaction_waits_for_a_lock(),
-                timeout=60,
+                timeout=300,
                 interval=0.05,
                 message="the other pick neither arrived nor waited for a lock",
             )

@@ -46,7 +46,7 @@ class Processes:
                 process.send_signal(signal.SIGTERM)
         for process in self.running.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=30)
+                process.wait(timeout=60)
             stop_process_group(process, timeout=5)
 
 

@@ -25,16 +25,16 @@ def test_cancel_mid_batch_keeps_completed_lines_and_cancels_the_rest(
     )
     wait_for(
         lambda: openai_client.batches.retrieve(batch.id).request_counts.completed >= 60,
-        timeout=60,
-        message=processes.logs(),
+        timeout=300,
+        message=processes.logs,
     )
 
     cancelling = openai_client.batches.cancel(batch.id)
     assert cancelling.status == "cancelling"
     done = wait_for(
         lambda: (b := openai_client.batches.retrieve(batch.id)).status == "cancelled" and b,
-        timeout=60,
-        message=processes.logs(),
+        timeout=300,
+        message=processes.logs,
     )
 
     output = [

@@ -35,7 +35,7 @@ def test_a_batch_runs_on_vllm_from_upload_to_download(
         progress.append((current.status, current.request_counts.completed))
         return current if current.status in {"completed", "failed"} else None
 
-    batch = wait_for(finished, timeout=180, interval=0.3, message=processes.logs())
+    batch = wait_for(finished, timeout=180, interval=0.3, message=processes.logs)
     assert batch.status == "completed", batch.errors
     assert batch.request_counts.model_dump() == {"total": 300, "completed": 300, "failed": 0}
     assert batch.usage.output_tokens > 0
