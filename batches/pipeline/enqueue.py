@@ -1,18 +1,28 @@
 """Enqueue background work after the surrounding transaction commits.
 
-Ingestion and finalization are CPU work for the default ("control") cluster;
-chunks go to the "engine" cluster, whose worker keeps the model loaded.
+Ingestion, finalization and webhooks are CPU work for the default ("control")
+cluster; chunks go to the "engine" cluster, whose worker keeps the model
+loaded. Each task names its cluster: django-q2 otherwise queues a task on the
+cluster of the process that enqueues it, and a batch finished by an engine
+worker would wait for its finalization behind the engine's next chunk.
 """
 
+from django.conf import settings
 from django.db import transaction
 from django_q.tasks import async_task
 
 ENGINE_CLUSTER = "engine"
+CONTROL_CLUSTER = settings.Q_CLUSTER["name"]
 
 
 def ingest(batch_id: int) -> None:
     transaction.on_commit(
-        lambda: async_task("batches.tasks.ingest_batch", batch_id, task_name=f"ingest {batch_id}")
+        lambda: async_task(
+            "batches.tasks.ingest_batch",
+            batch_id,
+            cluster=CONTROL_CLUSTER,
+            task_name=f"ingest {batch_id}",
+        )
     )
 
 
@@ -34,7 +44,10 @@ def engine_turns(count: int) -> None:
 def finalize(batch_id: int) -> None:
     transaction.on_commit(
         lambda: async_task(
-            "batches.tasks.finalize_batch", batch_id, task_name=f"finalize {batch_id}"
+            "batches.tasks.finalize_batch",
+            batch_id,
+            cluster=CONTROL_CLUSTER,
+            task_name=f"finalize {batch_id}",
         )
     )
 
@@ -42,6 +55,9 @@ def finalize(batch_id: int) -> None:
 def webhook(delivery_id: int) -> None:
     transaction.on_commit(
         lambda: async_task(
-            "batches.tasks.deliver_webhook", delivery_id, task_name=f"webhook {delivery_id}"
+            "batches.tasks.deliver_webhook",
+            delivery_id,
+            cluster=CONTROL_CLUSTER,
+            task_name=f"webhook {delivery_id}",
         )
     )
