@@ -6,6 +6,7 @@ waiting helpers in tests/helpers.py.
 
 import os
 import threading
+from io import StringIO
 from urllib.parse import quote
 
 import pytest
@@ -97,6 +98,16 @@ def tiny_model(django_db_blocker):
     return settings.TINY_MODEL_DIR
 
 
+@pytest.fixture(scope="session")
+def instruct_model(django_db_blocker):
+    """The quickstart's real instruct model (~25 s to convert), kept in the
+    checkout's ignored .test-models/ so that the PostgreSQL pass and later runs
+    reuse it; the command rebuilds it if its recorded source differs."""
+    path = settings.BASE_DIR / ".test-models" / settings.INSTRUCT_MODEL_NAME
+    call_command("make_instruct_model", "--path", str(path), stdout=StringIO())
+    return path
+
+
 @pytest.fixture
 def subprocess_env(transactional_db) -> dict:
     """Environment for server and worker subprocesses: the test database and DATA_DIR."""
@@ -134,3 +145,12 @@ def dave(django_user_model):
 def carol_client(client, carol):
     client.force_login(carol)
     return client
+
+
+@pytest.fixture
+def processes(tmp_path, request):
+    procs = helpers.Processes(tmp_path)
+    yield procs
+    procs.stop_all()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(procs.logs())

@@ -3,6 +3,7 @@
 Test data lives in tests/factories.py and fixtures in the conftest.py files.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 
@@ -112,3 +114,43 @@ def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code], env=env, cwd=settings.BASE_DIR, capture_output=True, text=True
     )
+
+
+class Processes:
+    """Server and worker subprocesses, stopped (and their logs kept) at teardown."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.running: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.running[name] = process
+        return process
+
+    def qcluster(self, env: dict, *, cluster: str | None = None) -> subprocess.Popen:
+        """A django-q2 cluster as serve and the systemd units run it (`manage.py workers`)."""
+        env = {**env, "Q_CLUSTER_NAME": cluster} if cluster else env
+        manage = str(settings.BASE_DIR / "manage.py")
+        name = f"{cluster or 'control'}-{len(self.running)}"
+        return self.start(name, [sys.executable, manage, "workers"], env)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+            for path in sorted(self.log_dir.glob("*.log"))
+        )
+
+    def stop_all(self) -> None:
+        # SIGTERM to each main process, as serve and systemd stop them; then
+        # whatever is left of each process group goes.
+        for process in self.running.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
+            stop_process_group(process, timeout=5)
