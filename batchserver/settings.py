@@ -339,14 +339,30 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # OpenAI-compatible servers (scale-out); `test` is the deterministic double used
 # by unit tests and overhead benchmarks only.
 ENGINE = env.str("ENGINE", default="vllm")
-# Served models: "name=path-or-hub-id" pairs. Without any, the tiny local model
-# built by `manage.py make_tiny_model` is served.
+# Served models: "name=path-or-hub-id" pairs. Without any, the quickstart's
+# real instruct model (SmolLM2-135M-Instruct, built offline from a registry
+# wheel by `manage.py make_instruct_model`) is served. The random-weight tiny
+# model (`manage.py make_tiny_model`) keeps the test suite fast.
+INSTRUCT_MODEL_NAME = "smollm2-135m-instruct"
+INSTRUCT_MODEL_DIR = DATA_DIR / "models" / INSTRUCT_MODEL_NAME
 TINY_MODEL_NAME = "tiny-chat"
 TINY_MODEL_DIR = DATA_DIR / "models" / TINY_MODEL_NAME
-SERVED_MODELS = env.dict("MODELS", default={}) or {TINY_MODEL_NAME: str(TINY_MODEL_DIR)}
+SERVED_MODELS = env.dict("MODELS", default={}) or {INSTRUCT_MODEL_NAME: str(INSTRUCT_MODEL_DIR)}
 # Extra keyword arguments for vllm.LLM, as JSON (e.g. max_model_len,
 # gpu_memory_utilization, tensor_parallel_size).
 VLLM_ENGINE_ARGS = json.loads(env.str("VLLM_ENGINE_ARGS", default="") or "{}")
+# The quickstart model on a CPU: a 4,096-token context (it was trained with
+# 8,192; recruiting prompts need ~1,000) and 1 GiB of float32 KV cache, about
+# 22,000 tokens, so some 20 such requests run at once. float32 said outright:
+# vLLM otherwise downcasts a float32 checkpoint to bfloat16, where a seed no
+# longer reproduces its answer (bench/model_dtype.py). VLLM_ENGINE_ARGS wins.
+INSTRUCT_MODEL_ENGINE_ARGS = {
+    "max_model_len": 4096,
+    "kv_cache_memory_bytes": 2**30,
+    "dtype": "float32",
+}
+if INSTRUCT_MODEL_NAME in SERVED_MODELS and len(SERVED_MODELS) == 1:
+    VLLM_ENGINE_ARGS = {**INSTRUCT_MODEL_ENGINE_ARGS, **VLLM_ENGINE_ARGS}
 # ENGINE=openai: OpenAI-compatible servers (vllm serve replicas, or a router in
 # front of many) that run the requests; requests go round-robin to the URLs.
 OPENAI_ENGINE_URLS = env.list("OPENAI_ENGINE_URLS", default=[])
@@ -400,7 +416,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # httpx logs every request's full URL at INFO: a webhook URL's password
         # or token would land in the log (batches.webhooks logs a safe form).
+        # httpx2 is the fork the openai SDK (the openai engine, `demo`) uses.
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
         # Requests Django refuses (answered 400/413): a warning line, no traceback.
         **{
             f"django.security.{name}": {"filters": ["client_error"]}

@@ -9,8 +9,11 @@ import secrets
 import tempfile
 
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="batchserver-test-"))
-# Tests run the deterministic engine unless they ask for vLLM explicitly.
+# Tests run the deterministic engine unless they ask for vLLM explicitly, and
+# serve the tiny random-weight model (fast to build and to run) unless a test
+# asks for the quickstart's instruct model.
 os.environ.setdefault("ENGINE", "test")
+os.environ.setdefault("MODELS", f"tiny-chat={os.environ['DATA_DIR']}/models/tiny-chat")
 # The quickstart's plain-HTTP settings, and a key, shared with subprocesses.
 os.environ.setdefault("QUICKSTART", "true")
 os.environ.setdefault("SECRET_KEY", "test-" + secrets.token_urlsafe(40))

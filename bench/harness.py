@@ -137,6 +137,9 @@ class Stack:
             "LOG_LEVEL": "WARNING",
             "QUICKSTART": "true",
             "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40),
+            # The tiny model unless a benchmark names another (the quickstart
+            # default is the instruct model).
+            "MODELS": f"tiny-chat={self.data_dir / 'models' / 'tiny-chat'}",
             **(env or {}),
         }
         if database_url:

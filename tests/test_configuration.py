@@ -66,8 +66,13 @@ def test_the_env_example_loads_as_it_is(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",
-        "['tiny-chat']",
-        "{}",
+        "['smollm2-135m-instruct']",
+        "{'max_model_len':",
+        "4096,",
+        "'kv_cache_memory_bytes':",
+        "1073741824,",
+        "'dtype':",
+        "'float32'}",
         "1000",
         "True",
     ]

@@ -36,6 +36,7 @@ REFERENCED_COMMANDS = {
     "create_api_key",
     "createsuperuser",
     "import_results",
+    "make_instruct_model",
     "migrate",
     "purge_expired",
     "revoke_api_key",

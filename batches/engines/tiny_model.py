@@ -9,6 +9,7 @@ import json
 import random
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 CHAT_TEMPLATE = (
@@ -114,14 +115,21 @@ def build_tiny_model(
     for field in ("temperature", "top_p", "top_k"):
         setattr(model.generation_config, field, None)
 
-    # Build next to the target, then swap, so a half-written model never exists.
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
+    def write(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         _write_portable_tokenizer_config(staging)
+
+    return replace_directory(Path(path), write)
+
+
+def replace_directory(path: Path, write: Callable[[Path], None]) -> Path:
+    """Have `write` fill a fresh directory next to `path`, then swap it in, so
+    that a half-written model never exists under the served name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        write(staging)
         if path.exists():
             shutil.rmtree(path)
         staging.rename(path)
