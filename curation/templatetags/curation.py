@@ -1,6 +1,7 @@
 from django import template
 
 from batches.models import Batch
+from core.text import clipped
 from curation import selectors
 from curation.models import Annotation, CategoryChoices, Tag, annotation_of
 
@@ -77,3 +78,12 @@ def bar_chart(
         "first": series[0][0] if series else "",
         "last": series[-1][0] if series else "",
     }
+
+
+@register.filter
+def metadata_label(metadata, limit: int = 80) -> str:
+    """A batch's metadata as one short line ("demo: greedy, seed: 42"), which
+    tells apart two batches of the same model; any stored value renders."""
+    if not isinstance(metadata, dict) or not metadata:
+        return ""
+    return clipped(", ".join(f"{key}: {value}" for key, value in metadata.items()), limit)

@@ -42,6 +42,21 @@ def test_compare_page_lists_batches_and_navigates(pair, carol_client):
     assert carol_client.get("/compare/?batch=batch_nope&batch=x").status_code == 404
 
 
+def test_batches_of_one_model_are_told_apart_by_their_metadata(owner, carol_client):
+    """Two sampling settings of the same model (as `manage.py demo` makes):
+    each batch's metadata labels it in the picker and above its answer."""
+    greedy = make_batch(owner, count=2, prefix="c")
+    sampled = make_batch(owner, count=2, prefix="c")
+    Batch.objects.filter(pk=greedy.pk).update(metadata={"demo": "greedy"})
+    Batch.objects.filter(pk=sampled.pk).update(metadata={"demo": "sampled", "note": "x" * 500})
+    html = carol_client.get(f"/compare/?batch={greedy.public_id}&batch={sampled.public_id}")
+    text = html.content.decode()
+    assert text.count("demo: greedy") == 2 and text.count("demo: sampled") == 2
+    assert "x" * 100 not in text  # a long value is cut
+    Batch.objects.filter(pk=sampled.pk).update(metadata=["not", "a", "dict"])
+    assert carol_client.get("/compare/").status_code == 200
+
+
 def test_picking_a_winner_stars_it_and_records_preferences(pair, carol_client, carol):
     first, second = pair
     a = first.requests.get(custom_id="c-1")

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 
 from batches import demo
+from batches.engines.instruct_model import gguf_path
 from tests.factories import CHAT, jsonl
 from tests.helpers import wait_for
 
@@ -67,6 +68,11 @@ def test_the_instruct_model_answers_follows_the_rubric_and_reproduces_seeds(
 
     for key, (_, expected) in FACTS.items():
         assert expected in answers[key].lower(), answers[key]
+    # Greedy decoding on our converted weights in vLLM gives what transformers
+    # gives on its own dequantization of the GGUF.
+    assert {key: answers[key] for key in FACTS} == transformers_greedy(
+        {key: question for key, (question, _) in FACTS.items()}, max_new_tokens=24
+    )
     # English prose, not token soup: mostly dictionary-shaped words.
     words = re.findall(r"[A-Za-z']+", answers["story"])
     assert len(words) >= 8 and sum(w.lower() in COMMON for w in words) >= len(words) // 4, answers
@@ -84,6 +90,28 @@ def test_the_instruct_model_answers_follows_the_rubric_and_reproduces_seeds(
     again = _output(openai_client, run(openai_client, [lines[-1]], processes))
     assert again["seed"]["choices"][0]["message"]["content"] == answers["seed"]
     assert len(answers["seed"]) > 20
+
+
+def transformers_greedy(questions: dict[str, str], *, max_new_tokens: int) -> dict[str, str]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    answers = {}
+    for key, question in questions.items():
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )["input_ids"]
+        generated = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False)
+        answers[key] = tokenizer.decode(generated[0][prompt.shape[1] :], skip_special_tokens=True)
+    return answers
 
 
 def run(client, lines: list[dict], processes):
