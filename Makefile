@@ -30,8 +30,9 @@ test: install-test
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) -m tests.pgcheck "$(POSTGRES_TEST_URL)"; then \
-		echo "== the suite again, on PostgreSQL ($(POSTGRES_TEST_URL))"; \
-		DATABASE_URL="$(POSTGRES_TEST_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+		echo "== the suite again, on PostgreSQL ($(POSTGRES_TEST_URL)): every test that can reach"; \
+		echo "   the database; the rest (engines, model conversion, pure units) ran above"; \
+		DATABASE_URL="$(POSTGRES_TEST_URL)" DATABASE_TESTS_ONLY=1 $(PY) -m pytest $(PYTEST_ARGS); \
 	elif [ -n "$$REQUIRE_POSTGRES" ]; then \
 		echo "PostgreSQL is required (REQUIRE_POSTGRES) but not reachable at $(POSTGRES_TEST_URL)"; \
 		exit 1; \

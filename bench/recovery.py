@@ -57,6 +57,7 @@ class Tree:
             "QUICKSTART": "true",
             "SECRET_KEY": secrets.token_urlsafe(40),
             "ENGINE": "test",
+            "MODELS": f"tiny-chat={self.data_dir / 'models' / 'tiny-chat'}",
             "CHUNK_SIZE": str(chunk_size),
             "LOG_LEVEL": "WARNING",
             "DJANGO_SETTINGS_MODULE": "batchserver.settings",

@@ -48,6 +48,9 @@ def setup_django(data_dir: Path, database_url: str | None) -> None:
     os.environ["DATA_DIR"] = str(data_dir)
     os.environ.setdefault("QUICKSTART", "true")  # plain HTTP on localhost
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(40))
+    # The generated batches are the tiny model's (an export of request bodies
+    # checks that their model is served).
+    os.environ.setdefault("MODELS", f"tiny-chat={data_dir / 'models' / 'tiny-chat'}")
     if database_url:
         os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "batchserver.settings")

@@ -36,6 +36,37 @@ def fail_on_thread_death(monkeypatch):
         helpers.thread_failures.clear()
 
 
+# Fixtures that open the database to a test; pytest-django refuses database
+# access to every other test.
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def uses_the_database(item: pytest.Item) -> bool:
+    return bool(item.get_closest_marker("django_db")) or bool(
+        DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test`'s PostgreSQL pass (DATABASE_TESTS_ONLY=1) runs the tests that
+    can reach the database. The others cannot (pytest-django blocks them) and
+    already ran in the SQLite pass: the real engines, the model conversion and
+    the pure units, a few minutes of CI time."""
+    if os.environ.get("DATABASE_TESTS_ONLY") != "1":
+        return
+    kept = [item for item in items if uses_the_database(item)]
+    left = [item for item in items if not uses_the_database(item)]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True, wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test (rep_setup, rep_call, rep_teardown).
