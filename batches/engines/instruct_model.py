@@ -73,14 +73,16 @@ def is_built(path: Path, dtype: str = DTYPE) -> bool:
 
 def build_instruct_model(path: Path, *, gguf: Path | None = None, dtype: str = DTYPE) -> Path:
     """Write the dequantized model to `path` (replacing it) and return the path."""
+    gguf = gguf or gguf_path()
+    if not gguf.is_file():
+        raise ModelSourceError(f"{gguf} is not a file.")
+    if (digest := sha256(gguf)) != GGUF_SHA256:
+        raise ModelSourceError(f"{gguf} has SHA-256 {digest}, expected {GGUF_SHA256}.")
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
     from transformers.utils import logging as transformers_logging
 
-    gguf = gguf or gguf_path()
-    if (digest := sha256(gguf)) != GGUF_SHA256:
-        raise ModelSourceError(f"{gguf} has SHA-256 {digest}, expected {GGUF_SHA256}.")
     transformers_logging.disable_progress_bar()
     folder, name = str(gguf.parent), gguf.name
     config = AutoConfig.from_pretrained(folder, gguf_file=name)

@@ -100,6 +100,21 @@ def test_a_file_that_is_not_the_pinned_gguf_is_refused_and_nothing_is_written(tm
     assert [p.name for p in tmp_path.iterdir()] == [fake.name]
 
 
+@pytest.mark.parametrize("gguf", ["missing.gguf", "."])
+def test_a_gguf_that_is_not_a_file_is_a_clear_error(tmp_path, gguf):
+    with pytest.raises(CommandError, match="is not a file"):
+        call_command(
+            "make_instruct_model", "--path", str(tmp_path / "m"), "--gguf", str(tmp_path / gguf)
+        )
+
+
+def test_a_target_that_cannot_be_written_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(CommandError, match="Could not write the model to"):
+        call_command("make_instruct_model", "--path", str(blocker / "model"))
+
+
 def test_without_the_package_the_command_says_how_to_install_it(tmp_path, monkeypatch):
     from importlib.metadata import PackageNotFoundError
 

@@ -44,8 +44,11 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"Building the instruct model at {path} (about 30 s)...")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # fail before the conversion
             build_instruct_model(path, gguf=gguf)
         except ModelSourceError as error:
             raise CommandError(str(error)) from None
+        except OSError as error:
+            raise CommandError(f"Could not write the model to {path}: {error.strerror}.") from None
         size = sum(f.stat().st_size for f in path.iterdir())
         self.stdout.write(f"Built the instruct model at {path} ({size / 2**20:.0f} MiB).")
