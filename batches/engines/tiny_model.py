@@ -109,8 +109,21 @@ def build_tiny_model(
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.bfloat16)
-    # Sampling fields in generation_config.json silently become vLLM's default
-    # sampling parameters; keep only the token ids.
+    return save_model_directory(Path(path), model, tokenizer)
+
+
+def save_model_directory(
+    path: Path, model, tokenizer, *, extra_files: dict[str, str] | None = None
+) -> Path:
+    """Write a local model that vLLM and transformers 4 and 5 read alike, and
+    swap it in whole (replace_directory):
+
+    - no sampling fields in generation_config.json: vLLM silently makes them
+      every request's default sampling parameters; only the token ids stay;
+    - the chat template both in chat_template.jinja (where transformers 5
+      writes it) and in tokenizer_config.json (where older readers and some
+      vLLM code paths look), with a tokenizer class every version knows.
+    """
     model.generation_config.do_sample = False
     for field in ("temperature", "top_p", "top_k"):
         setattr(model.generation_config, field, None)
@@ -118,9 +131,16 @@ def build_tiny_model(
     def write(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        _write_portable_tokenizer_config(staging)
+        config_file = staging / "tokenizer_config.json"
+        config = json.loads(config_file.read_text())
+        config["chat_template"] = tokenizer.chat_template
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_file.write_text(json.dumps(config, indent=2))
+        (staging / "chat_template.jinja").write_text(tokenizer.chat_template)
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
 
-    return replace_directory(Path(path), write)
+    return replace_directory(path, write)
 
 
 def replace_directory(path: Path, write: Callable[[Path], None]) -> Path:
@@ -137,17 +157,3 @@ def replace_directory(path: Path, write: Callable[[Path], None]) -> Path:
         if staging.exists():
             shutil.rmtree(staging)
     return path
-
-
-def _write_portable_tokenizer_config(path: Path) -> None:
-    """Put the chat template where every reader looks, with a portable class.
-
-    transformers 5 writes chat_template.jinja; older readers (and some vLLM code
-    paths) look in tokenizer_config.json.
-    """
-    config_file = path / "tokenizer_config.json"
-    config = json.loads(config_file.read_text())
-    config["chat_template"] = CHAT_TEMPLATE
-    config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    config_file.write_text(json.dumps(config, indent=2))
-    (path / "chat_template.jinja").write_text(CHAT_TEMPLATE)
