@@ -309,14 +309,21 @@ async function createExport() {
   }
 }
 
+// Counts can come back in any order; only the answer to the latest change is shown
+// (an earlier, slower one would otherwise overwrite it with a stale count).
+let exportCountAsked = 0;
+
 async function refreshExportCount() {
   const output = document.getElementById("export-count");
   const errors = document.getElementById("export-errors");
+  const asked = ++exportCountAsked;
   try {
     const data = await api("GET", `${exportForm.dataset.countUrl}?${exportQuery()}`);
+    if (asked !== exportCountAsked) return;
     output.textContent = `${data.rows.toLocaleString()} row${data.rows === 1 ? "" : "s"}`;
     errors.textContent = "";
   } catch (error) {
+    if (asked !== exportCountAsked) return;
     output.textContent = "";
     errors.textContent = error.message;
   }

@@ -232,6 +232,24 @@ def test_tag_suggestions_wait_for_a_pause_and_ignore_stale_replies(page, owner, 
     ]
 
 
+def test_the_export_count_shows_the_answer_to_the_latest_choice(page, owner, carol):
+    """Two counts in flight, answered in reverse order: the slower, older one
+    must not overwrite the newer (a real flake of the export test showed it)."""
+    make_batch(owner, count=2)
+    log_in(page, "carol", "carol-pw")
+    page.goto("/exports/")
+    expect(page.locator("#export-count")).not_to_have_text("")
+    page.evaluate(FAKE_FETCH)
+    page.select_option("#export-format", "finetuning")
+    page.select_option("select[name=filter]", "quality_high")
+    requests = lambda: page.evaluate("window.requests.length")  # noqa: E731
+    assert requests() == 2
+    page.evaluate("window.reply(1, { rows: 1 })")
+    expect(page.locator("#export-count")).to_have_text("1 row")
+    page.evaluate("window.reply(0, { rows: 7 })")  # overtaken
+    assert page.locator("#export-count").text_content() == "1 row"
+
+
 def test_a_double_click_picks_the_winner_once(page, owner, carol):
     first = make_batch(owner, model="tiny-chat", count=1, prefix="c")
     second = make_batch(owner, model="other-model", count=1, prefix="c")
