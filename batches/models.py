@@ -388,6 +388,16 @@ class Request(models.Model):
         return message_text(choice.get("text"))
 
     @property
+    def was_cut_off(self) -> bool:
+        """The answer stopped at max_tokens (finish_reason "length"), not by itself:
+        worth a look before it becomes training data."""
+        response = self.response
+        choices = response.get("choices") if isinstance(response, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return False
+        return choices[0].get("finish_reason") == "length"
+
+    @property
     def prompt_excerpt(self) -> str:
         """The prompt cut to a table cell's length, however long the stored text."""
         return excerpt(self.prompt_text)

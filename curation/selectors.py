@@ -168,6 +168,19 @@ def compare_choices() -> QuerySet[Batch]:
     ).order_by("-pk")[:100]
 
 
+def comparable_batches(result: Request) -> list[Batch]:
+    """The other batches among the compare page's choices that answered the same
+    input (custom_id): each lookup is one probe of the (batch, custom_id) index."""
+    answered = Request.objects.filter(batch=OuterRef("pk"), custom_id=result.custom_id)
+    choices = compare_choices().values("pk")
+    return list(
+        Batch.objects.filter(pk__in=choices)
+        .exclude(pk=result.batch_id)
+        .filter(Exists(answered))
+        .order_by("-pk")
+    )
+
+
 # --- Dashboard -----------------------------------------------------------------
 
 
@@ -191,7 +204,7 @@ def dashboard(*, hours: int = 24) -> Dashboard:
         output_tokens=Sum("output_tokens"),
     )
     return Dashboard(
-        batches=list(Batch.objects.select_related("owner").order_by("-pk")[:20]),
+        batches=_recent_batches(),
         totals={key: value or 0 for key, value in totals.items()},
         starred_results=Star.objects.values("request_id").distinct().count(),
         stars=Star.objects.count(),
@@ -204,6 +217,28 @@ def dashboard(*, hours: int = 24) -> Dashboard:
         throughput=_throughput(hours),
         quality_histogram=_quality_histogram(),
     )
+
+
+def _recent_batches(limit: int = 20) -> list[Batch]:
+    """The newest batches, each with its input file and how many of its results
+    are starred (by anyone) and annotated: two grouped queries over the small
+    curation tables."""
+    batches = list(Batch.objects.select_related("owner", "input_file").order_by("-pk")[:limit])
+    ids = [batch.pk for batch in batches]
+    starred = dict(
+        Star.objects.filter(request__batch__in=ids)
+        .values_list("request__batch")
+        .annotate(n=Count("request", distinct=True))
+    )
+    annotated = dict(
+        Annotation.objects.filter(request__batch__in=ids)
+        .values_list("request__batch")
+        .annotate(n=Count("request"))
+    )
+    for batch in batches:
+        batch.starred_count = starred.get(batch.pk, 0)  # type: ignore[attr-defined]
+        batch.annotated_count = annotated.get(batch.pk, 0)  # type: ignore[attr-defined]
+    return batches
 
 
 def _throughput(hours: int) -> list[tuple[str, int]]:

@@ -52,6 +52,7 @@ def review(request: HttpRequest, pk: int) -> HttpResponse:
         "viewer/review.html",
         {
             "result": result,
+            "comparable": selectors.comparable_batches(result),
             "newer": newer,
             "older": older,
             "query": _filter_query(request),

@@ -221,3 +221,53 @@ def test_the_dashboard_counts_a_chunk_finished_in_the_future_in_the_last_hour(
     stats = dashboard()
     assert len(stats.throughput) == 24 and stats.throughput[-1][1] == 4
     assert carol_client.get("/").status_code == 200
+
+
+# --- What a heavy reviewer sees beside each result -------------------------------
+
+
+def test_the_table_shows_the_batch_and_marks_an_answer_cut_at_max_tokens(owner, carol_client):
+    batch = make_batch(owner, count=2, prefix="c")
+    cut = batch.requests.get(custom_id="c-0")
+    cut.response["choices"][0]["finish_reason"] = "length"
+    cut.save(update_fields=["response"])
+    Batch.objects.filter(pk=batch.pk).update(metadata={"run": "nightly"})
+    html = carol_client.get("/results/").content.decode()
+    assert html.count('class="badge cut-off"') == 1
+    assert f"?batch={batch.public_id}" in html and "run: nightly" in html
+    review = carol_client.get(reverse("review", args=[cut.pk])).content.decode()
+    assert 'class="badge cut-off"' in review
+
+
+def test_a_result_links_to_its_comparison_with_every_batch_that_answered_it(owner, carol_client):
+    first = make_batch(owner, model="tiny-chat", count=2, prefix="c")
+    second = make_batch(owner, model="other-model", count=1, prefix="c")  # c-0 only
+    third = make_batch(owner, model="third-model", count=2, prefix="c")
+    both = first.requests.get(custom_id="c-0")
+    html = carol_client.get(reverse("review", args=[both.pk])).content.decode()
+    link = f"/compare/?batch={first.public_id}&amp;batch={third.public_id}&amp;custom_id=c-0"
+    assert link in html and f"batch={second.public_id}" in html
+    assert "all 3 side by side" in html
+    lonely = first.requests.get(custom_id="c-1")
+    html = carol_client.get(reverse("review", args=[lonely.pk])).content.decode()
+    assert f"batch={second.public_id}" not in html and "all 3" not in html
+    # The link opens that input's comparison.
+    compare = carol_client.get(link.replace("&amp;", "&")).content.decode()
+    assert compare.count('class="candidate') == 2
+
+
+def test_the_dashboard_shows_each_batchs_file_metadata_and_curation_counts(
+    owner, carol_client, carol, dave
+):
+    batch = make_batch(owner, count=3, prefix="c")
+    Batch.objects.filter(pk=batch.pk).update(metadata={"demo": "greedy"})
+    a, b, _ = batch.requests.order_by("line")
+    services.star_set(request=a, user=carol, starred=True)
+    services.star_set(request=a, user=dave, starred=True)
+    services.star_set(request=b, user=carol, starred=True)
+    Annotation.objects.create(request=a, quality=90, edited_by=carol)
+    html = carol_client.get("/").content.decode()
+    row = html[html.index(f'data-batch="{batch.public_id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "in.jsonl" in row and "demo: greedy" in row
+    assert '<td class="num">2</td>' in row and '<td class="num">1</td>' in row
