@@ -84,6 +84,19 @@ function annotationPayload(form) {
   };
 }
 
+// What the form held when it was last loaded or saved: edits since then are
+// unsaved, and leaving the page saves them first (or stays, if that fails).
+function rememberSaved(form) {
+  form.dataset.saved = JSON.stringify(annotationPayload(form));
+}
+
+function hasUnsavedEdits(form) {
+  return form.dataset.saved !== undefined
+    && JSON.stringify(annotationPayload(form)) !== form.dataset.saved;
+}
+
+document.querySelectorAll("form.annotation").forEach(rememberSaved);
+
 async function saveAnnotation(form) {
   const errors = form.querySelector(".errors");
   errors.textContent = "";
@@ -92,12 +105,32 @@ async function saveAnnotation(form) {
     const when = data.edited_at.slice(0, 16).replace("T", " ");
     form.querySelector(".edited").textContent = `Last edited by ${data.edited_by} at ${when}`;
     form.elements.tags.value = data.tags.join(", ");
+    rememberSaved(form);
     toast("Saved");
+    return true;
   } catch (error) {
     errors.textContent = error.message;
     toast(error.message, true);
+    return false;
   }
 }
+
+// Previous/next (the links, or j/k) save unsaved metadata before they leave.
+document.addEventListener("click", async (event) => {
+  const link = event.target.closest("#prev-link, #next-link");
+  const form = document.querySelector("body.review form.annotation");
+  if (!link || !form || !hasUnsavedEdits(form)) return;
+  event.preventDefault();
+  if (await saveAnnotation(form)) window.location.href = link.href;
+});
+
+// Any other way out (closing the tab, another link) asks first.
+window.addEventListener("beforeunload", (event) => {
+  if ([...document.querySelectorAll("form.annotation")].some(hasUnsavedEdits)) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
+});
 
 function setQuality(form, value) {
   const slider = form.elements.quality;

@@ -131,11 +131,29 @@ def test_keyboard_shortcuts_on_the_review_page(page, owner, carol):
     assert Star.objects.filter(request=rows[1], user=carol).exists()
     assert Annotation.objects.get(request=rows[1]).quality == 80
 
+    # The notes were typed but not saved: j saves them before it moves on.
     page.keyboard.press("j")
     page.wait_for_url(re.compile(rf"/results/{rows[0].pk}/"))
+    assert Annotation.objects.get(request=rows[1]).notes == "js and ks"
     page.keyboard.press("k")
     page.wait_for_url(re.compile(rf"/results/{rows[1].pk}/"))
-    expect(page.locator("textarea[name=notes]")).to_have_value("")  # notes were never saved
+    expect(page.locator("textarea[name=notes]")).to_have_value("js and ks")
+    page.keyboard.press("j")  # nothing unsaved: no save, straight on
+    page.wait_for_url(re.compile(rf"/results/{rows[0].pk}/"))
+    assert Annotation.objects.get(request=rows[1]).notes == "js and ks"
+
+
+def test_unsaved_metadata_that_cannot_be_saved_keeps_the_reviewer_on_the_page(page, owner, carol):
+    rows = list(make_batch(owner, count=2).requests.order_by("pk"))
+    log_in(page, "carol", "carol-pw")
+    page.goto(f"/results/{rows[1].pk}/")
+    tags = ", ".join(f"tag-{i}" for i in range(21))  # one over the limit
+    page.fill("input[name=tags]", tags)
+    page.click("#next-link")
+    expect(page.locator("form.annotation .errors")).not_to_be_empty()
+    assert page.url.endswith(f"/results/{rows[1].pk}/")
+    expect(page.locator("input[name=tags]")).to_have_value(tags)  # nothing lost
+    assert not Annotation.objects.exists()
 
 
 def test_the_dashboard_follows_running_batches(page, owner, carol):
