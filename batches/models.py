@@ -376,10 +376,9 @@ class Request(models.Model):
         error = response.get("error")
         if error is not None:
             return message_text(error.get("message") if isinstance(error, dict) else error)
-        choices = response.get("choices")
-        if not isinstance(choices, list) or not choices:
+        choice = self._first_choice()
+        if choice is None:
             return ""
-        choice = choices[0]
         if not isinstance(choice, dict):
             return as_text(choice)
         if "message" in choice:
@@ -391,11 +390,14 @@ class Request(models.Model):
     def was_cut_off(self) -> bool:
         """The answer stopped at max_tokens (finish_reason "length"), not by itself:
         worth a look before it becomes training data."""
+        choice = self._first_choice()
+        return isinstance(choice, dict) and choice.get("finish_reason") == "length"
+
+    def _first_choice(self):
+        """The stored response's first choice, whatever its type; None if it has none."""
         response = self.response
         choices = response.get("choices") if isinstance(response, dict) else None
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return False
-        return choices[0].get("finish_reason") == "length"
+        return choices[0] if isinstance(choices, list) and choices else None
 
     @property
     def prompt_excerpt(self) -> str:
