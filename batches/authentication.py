@@ -5,6 +5,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from batches.models import ApiKey
+from core.bearer import masked
 
 # Recording every use would turn each poll into a write; a minute is precise
 # enough to tell which keys are alive.
@@ -50,5 +51,4 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 def _incorrect_key_message(raw_key: str) -> str:
-    shown = f"{raw_key[:6]}…{raw_key[-4:]}" if len(raw_key) > 12 else "***"
-    return f"Incorrect API key provided: {shown}."
+    return f"Incorrect API key provided: {masked(raw_key)}."

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.bearer import secret_hash
+
 
 def _public_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(12)}"
@@ -53,7 +55,7 @@ class ApiKey(models.Model):
 
     @staticmethod
     def hash(raw_key: str) -> str:
-        return hashlib.sha256(raw_key.encode()).hexdigest()
+        return secret_hash(raw_key)
 
 
 class FilePurpose(models.TextChoices):

@@ -16,6 +16,7 @@ from batches import files
 from batches.models import ApiKey, Batch, Chunk, File
 from batches.pipeline import enqueue
 from batches.selectors import file_get
+from core.bearer import new_secret
 from core.exceptions import ApplicationError, Conflict, NotFound
 from core.text import quoted
 
@@ -29,7 +30,7 @@ MAX_EXPIRES_AFTER = 30 * 24 * 3600
 
 def api_key_create(*, owner: "User", name: str = "", webhook_url: str = "") -> tuple[ApiKey, str]:
     """Create a key and return it with the raw secret, which is never stored."""
-    raw_key = ApiKey.PREFIX + secrets.token_urlsafe(32)
+    raw_key = new_secret(ApiKey.PREFIX)
     api_key = ApiKey.objects.create(
         owner=owner, name=name, key_hash=ApiKey.hash(raw_key), hint=raw_key[-4:]
     )

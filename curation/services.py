@@ -1,4 +1,5 @@
-"""Writes behind curation: every one takes the acting user from the session."""
+"""Writes behind curation: every one takes the acting user from its caller's
+authentication (a session or a reviewer token), never from the request body."""
 
 from typing import TYPE_CHECKING
 
@@ -8,7 +9,8 @@ from django.utils import timezone
 
 from batches.models import Request
 from core.exceptions import ApplicationError
-from curation.models import Annotation, Preference, Star, Tag
+from curation import judgments
+from curation.models import Annotation, Comparison, Preference, Star
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,83 +44,57 @@ def stars_set_bulk(*, requests: QuerySet[Request], user: "User", starred: bool) 
     return len(new)
 
 
-def tags_get_or_create(names: list[str]) -> list[Tag]:
-    """Tags by name, case-insensitively reused; new names are created."""
-    tags = []
-    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
-        tag = Tag.objects.filter(name__iexact=name).first()
-        if tag is None:
-            try:
-                with transaction.atomic():
-                    tag = Tag.objects.create(name=name)
-            except IntegrityError:  # created meanwhile by someone else
-                tag = Tag.objects.get(name__iexact=name)
-        tags.append(tag)
-    return tags
-
-
-ANNOTATION_FIELDS = ("quality", "category", "notes")
-
-
-@transaction.atomic
 def annotation_update(*, request: Request, user: "User", changes: dict) -> Annotation:
-    """Apply `changes` (any of quality, category, notes and tags) to a result's
-    annotation; fields not given stay as they are."""
-    annotation, _ = Annotation.objects.get_or_create(request=request)
-    for field in ANNOTATION_FIELDS:
-        if field in changes:
-            setattr(annotation, field, changes[field])
-    annotation.edited_by = user
-    annotation.edited_at = timezone.now()
-    annotation.save()
-    if "tags" in changes:
-        annotation.tags.set(tags_get_or_create(changes["tags"]))
-    return annotation
+    """`user`'s edit of a result's metadata (any of quality, category, notes and
+    tags; the others stay): it is their judgment, from which the shared
+    annotation is derived (curation.judgments)."""
+    judgments.judgment_update(request=request, reviewer=user, changes=changes)
+    return Annotation.objects.get(request=request)
 
 
-@transaction.atomic
 def annotations_set_category_bulk(
     *, requests: QuerySet[Request], user: "User", category: str
 ) -> int:
-    now = timezone.now()
-    existing = Annotation.objects.filter(request__in=requests)
-    updated = existing.update(category=category, edited_by=user, edited_at=now)
-    missing = requests.exclude(pk__in=existing.values("request_id")).values_list("pk", flat=True)
-    created = Annotation.objects.bulk_create(
-        Annotation(request_id=pk, category=category, edited_by=user, edited_at=now)
-        for pk in missing
-    )
-    return updated + len(created)
+    return judgments.judgments_update_bulk(requests=requests, reviewer=user, category=category)
 
 
-@transaction.atomic
 def annotations_add_tag_bulk(*, requests: QuerySet[Request], user: "User", tag_name: str) -> int:
-    (tag,) = tags_get_or_create([tag_name])
-    now = timezone.now()
-    missing = requests.exclude(pk__in=Annotation.objects.values("request_id")).values_list(
-        "pk", flat=True
+    return judgments.judgments_update_bulk(requests=requests, reviewer=user, add_tag=tag_name)
+
+
+def winner_pick(*, winner_id: int, candidate_ids: list[int], user: "User") -> Request:
+    """`user` prefers the result `winner_id` among `candidate_ids`. Returns the winner."""
+    comparison = comparison_record(
+        candidate_ids=[*candidate_ids, winner_id],
+        user=user,
+        outcome=Comparison.Outcome.WINNER,
+        winner_id=winner_id,
     )
-    Annotation.objects.bulk_create(
-        Annotation(request_id=pk, edited_by=user, edited_at=now) for pk in missing
-    )
-    annotations = Annotation.objects.filter(request__in=requests).exclude(tags=tag)
-    pks = list(annotations.values_list("pk", flat=True))
-    Annotation.tags.through.objects.bulk_create(
-        Annotation.tags.through(annotation_id=pk, tag_id=tag.pk) for pk in pks
-    )
-    Annotation.objects.filter(pk__in=pks).update(edited_by=user, edited_at=now)
-    return len(pks)
+    assert comparison.winner is not None  # a WINNER outcome names one
+    return comparison.winner
 
 
 @transaction.atomic
-def winner_pick(*, winner_id: int, candidate_ids: list[int], user: "User") -> Request:
-    """`user` prefers the result `winner_id` among `candidate_ids`, which must
-    be responses to the same input (one custom_id). Returns the winner.
+def comparison_record(
+    *,
+    candidate_ids: list[int],
+    user: "User",
+    outcome: str,
+    winner_id: int | None = None,
+    blind: bool = False,
+) -> Comparison:
+    """`user`'s verdict on `candidate_ids`, responses to the same input (one
+    custom_id): a winner among them, a tie, or all of them bad. It replaces the
+    user's earlier verdict on the same candidates.
 
-    The winner is starred, and the user's earlier preferences among these
-    candidates are replaced by winner-over-each-other.
+    A winner is starred, and the user's preferences among these candidates
+    become winner-over-each-other; a tie or both-bad removes them.
     """
-    ids = set(candidate_ids) | {winner_id}
+    if (outcome == Comparison.Outcome.WINNER) != (winner_id is not None):
+        raise ApplicationError(
+            "A winner verdict names the winner; a tie or both-bad names none.", param="winner"
+        )
+    ids = set(candidate_ids) | ({winner_id} if winner_id is not None else set())
     # Locked (in id order, so two picks cannot deadlock) until the transaction
     # ends: a double click's second pick waits for the first, then replaces its
     # preferences, instead of inserting the same rows beside them (an
@@ -131,12 +107,28 @@ def winner_pick(*, winner_id: int, candidate_ids: list[int], user: "User") -> Re
             "Candidates must be responses to the same input (one custom_id).",
             param="candidates",
         )
-    winner = next(c for c in candidates if c.pk == winner_id)
-    others = [c for c in candidates if c.pk != winner.pk]
+    if len(candidates) < 2:
+        raise ApplicationError("A comparison needs at least two responses.", param="candidates")
     pks = [c.pk for c in candidates]
+    winner = next((c for c in candidates if c.pk == winner_id), None)
     Preference.objects.filter(user=user, chosen_id__in=pks, rejected_id__in=pks).delete()
-    Preference.objects.bulk_create(
-        Preference(chosen=winner, rejected=other, user=user) for other in others
+    if winner is not None:
+        Preference.objects.bulk_create(
+            Preference(chosen=winner, rejected=other, user=user)
+            for other in candidates
+            if other.pk != winner.pk
+        )
+        star_set(request=winner, user=user, starred=True)
+    comparison, _ = Comparison.objects.update_or_create(
+        user=user,
+        candidates_key=Comparison.key(pks),
+        defaults={
+            "custom_id": candidates[0].custom_id,
+            "outcome": outcome,
+            "winner": winner,
+            "blind": blind,
+            "created_at": timezone.now(),
+        },
     )
-    star_set(request=winner, user=user, starred=True)
-    return winner
+    comparison.candidates.set(candidates)
+    return comparison
