@@ -75,31 +75,37 @@ class AnnotationOutputSerializer(serializers.ModelSerializer):
         fields = ["quality", "category", "tags", "notes", "edited_by", "edited_at"]
 
 
+class JudgmentInputSerializer(serializers.Serializer):
+    """A reviewer's metadata for one result: any of quality, category, tags and
+    notes (the review page, queues, the curation API)."""
+
+    quality = serializers.IntegerField(
+        min_value=0,
+        max_value=100,
+        allow_null=True,
+        required=False,
+        error_messages={
+            "min_value": "Quality is a score from 0 to 100.",
+            "max_value": "Quality is a score from 0 to 100.",
+            "invalid": "Quality is a whole number from 0 to 100.",
+        },
+    )
+    category = serializers.ChoiceField(
+        choices=[("", "None"), *CategoryChoices.choices], required=False
+    )
+    tags = serializers.ListField(
+        child=StrictCharField(max_length=Tag.NAME_MAX_LENGTH, allow_blank=True),
+        max_length=Annotation.MAX_TAGS,
+        required=False,
+        error_messages={"max_length": f"At most {Annotation.MAX_TAGS} tags per result."},
+    )
+    notes = StrictCharField(
+        max_length=Annotation.NOTES_MAX_LENGTH, allow_blank=True, required=False
+    )
+
+
 class AnnotationUpdateApi(ViewerApi):
-    class InputSerializer(serializers.Serializer):
-        quality = serializers.IntegerField(
-            min_value=0,
-            max_value=100,
-            allow_null=True,
-            required=False,
-            error_messages={
-                "min_value": "Quality is a score from 0 to 100.",
-                "max_value": "Quality is a score from 0 to 100.",
-                "invalid": "Quality is a whole number from 0 to 100.",
-            },
-        )
-        category = serializers.ChoiceField(
-            choices=[("", "None"), *CategoryChoices.choices], required=False
-        )
-        tags = serializers.ListField(
-            child=StrictCharField(max_length=Tag.NAME_MAX_LENGTH, allow_blank=True),
-            max_length=Annotation.MAX_TAGS,
-            required=False,
-            error_messages={"max_length": f"At most {Annotation.MAX_TAGS} tags per result."},
-        )
-        notes = StrictCharField(
-            max_length=Annotation.NOTES_MAX_LENGTH, allow_blank=True, required=False
-        )
+    InputSerializer = JudgmentInputSerializer
 
     def post(self, request, pk: int):
         """Change the fields sent; the others stay as they are."""

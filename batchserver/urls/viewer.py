@@ -1,7 +1,7 @@
 """Port 8001: the curation viewer and the admin, for staff logins only."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from batches import health
 from curation import apis, views
@@ -33,6 +33,10 @@ urlpatterns = [
     path(
         "api/export-gold-star", export_apis.ExportCreateApi.as_view(), name="api-export-gold-star"
     ),
+    path("queues/", include("batchserver.urls.queues")),
+    path("agreement/", include("batchserver.urls.agreement")),
+    # The curation API for reviewer tokens (agents, scripts): no sessions there.
+    path("api/v1/", include("batchserver.urls.curation_api")),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),

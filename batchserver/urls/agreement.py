@@ -1,0 +1,3 @@
+"""Agreement between reviewers, disagreements and adjudication (session login, staff)."""
+
+urlpatterns: list = []

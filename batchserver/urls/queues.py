@@ -1,0 +1,3 @@
+"""Review queues in the viewer: list, create, work (session login, staff)."""
+
+urlpatterns: list = []
