@@ -195,3 +195,12 @@ def judgment_history(*, request: Request) -> list[JudgmentEdit]:
         .select_related("editor", "judgment__reviewer")
         .order_by("-at", "-pk")
     )
+
+
+def judgment_of(*, request: Request, reviewer: "User") -> Judgment | None:
+    """`reviewer`'s own judgment of `request` (not an adjudication), if any."""
+    return (
+        Judgment.objects.filter(request=request, reviewer=reviewer, role=Judgment.Role.REVIEW)
+        .prefetch_related("tags")
+        .first()
+    )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django import forms
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.http import QueryDict
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from batches.models import Batch, Request
 from core.exceptions import ApplicationError, Conflict, NotFound
+from core.text import clipped
 from curation import judgments, services
 from curation.filters import ResultFilter
 from curation.models import (
@@ -71,11 +73,21 @@ class QueueSpec:
     reservation_seconds: int = 600
 
 
-def queue_create(*, spec: QueueSpec, created_by: "User") -> ReviewQueue:
-    """Make a queue and its items. Raises QueueError, saying what to change."""
+def queue_check(*, spec: QueueSpec, created_by: "User") -> None:
+    """Raise QueueError if queue_create would refuse `spec` (the admin's form
+    validates with it before saving)."""
+    _selection(spec, created_by)
+
+
+def _selection(spec: QueueSpec, created_by: "User"):
+    """The checked spec: (name, fields, filter params, batches, item pairs)."""
     name = spec.name.strip()
     if not name:
         raise QueueError("A queue needs a name.", param="name")
+    if len(name) > ReviewQueue.NAME_MAX_LENGTH:
+        raise QueueError(
+            f"A queue's name is at most {ReviewQueue.NAME_MAX_LENGTH} characters.", param="name"
+        )
     if ReviewQueue.objects.filter(name=name).exists():
         raise QueueError(f"A queue named {name!r} exists already.", param="name")
     fields = _fields(spec)
@@ -108,32 +120,45 @@ def queue_create(*, spec: QueueSpec, created_by: "User") -> ReviewQueue:
         raise QueueError("A queue's kind is results or pairwise.", param="kind")
     if not pairs:
         raise QueueError("The selection holds no results: nothing to review.", param="filter")
-    with transaction.atomic():
-        queue = ReviewQueue.objects.create(
-            name=name,
-            kind=spec.kind,
-            filter_query=params.urlencode(),
-            reviewers_per_item=spec.reviewers_per_item,
-            instructions=spec.instructions,
-            fields=fields,
-            blind=spec.blind,
-            reservation_seconds=spec.reservation_seconds,
-            item_count=len(pairs),
-            created_by=created_by,
-        )
-        queue.reviewers.set(spec.reviewers)
-        queue.compare_batches.set(batches)
-        for start in range(0, len(pairs), INSERT_BATCH):
-            QueueItem.objects.bulk_create(
-                QueueItem(
-                    queue=queue,
-                    position=start + i + 1,
-                    request_id=request_id,
-                    other_id=other_id,
-                    open_slots=spec.reviewers_per_item,
-                )
-                for i, (request_id, other_id) in enumerate(pairs[start : start + INSERT_BATCH])
+    return name, fields, params, batches, pairs
+
+
+def queue_create(*, spec: QueueSpec, created_by: "User") -> ReviewQueue:
+    """Make a queue and its items. Raises QueueError, saying what to change."""
+    name, fields, params, batches, pairs = _selection(spec, created_by)
+    try:
+        return _queue_write(spec, created_by, name, fields, params, batches, pairs)
+    except IntegrityError:  # the same name, created meanwhile
+        raise QueueError(f"A queue named {name!r} exists already.", param="name") from None
+
+
+@transaction.atomic
+def _queue_write(spec, created_by, name, fields, params, batches, pairs) -> ReviewQueue:
+    queue = ReviewQueue.objects.create(
+        name=name,
+        kind=spec.kind,
+        filter_query=params.urlencode(),
+        reviewers_per_item=spec.reviewers_per_item,
+        instructions=spec.instructions,
+        fields=fields,
+        blind=spec.blind,
+        reservation_seconds=spec.reservation_seconds,
+        item_count=len(pairs),
+        created_by=created_by,
+    )
+    queue.reviewers.set(spec.reviewers)
+    queue.compare_batches.set(batches)
+    for start in range(0, len(pairs), INSERT_BATCH):
+        QueueItem.objects.bulk_create(
+            QueueItem(
+                queue=queue,
+                position=start + i + 1,
+                request_id=request_id,
+                other_id=other_id,
+                open_slots=spec.reviewers_per_item,
             )
+            for i, (request_id, other_id) in enumerate(pairs[start : start + INSERT_BATCH])
+        )
     return queue
 
 
@@ -529,3 +554,99 @@ def reviewer_history(*, queue: ReviewQueue, reviewer: "User", limit: int = 50):
         .select_related("item__request")
         .order_by("-finished_at", "-pk")[:limit]
     )
+
+
+# --- Overview (the queue list and the dashboard) -------------------------------
+
+
+@dataclass
+class QueueOverview:
+    queue: ReviewQueue
+    complete: int  # items with every reviewer they need
+    mine_done: int  # the viewer's own submissions
+    mine_pending: int  # the viewer's live reservation (0 or 1)
+    reviewers: list[str]  # assigned usernames; empty: every reviewer
+    may_work: bool
+
+    @property
+    def percent(self) -> int:
+        items = self.queue.item_count
+        return int(100 * self.complete / items) if items else 100
+
+
+def queues_overview(*, user: "User", limit: int = 100) -> list[QueueOverview]:
+    """The newest queues with their progress and `user`'s own share of it.
+
+    Cheap however large the queues: the item total is the stored item_count,
+    and the rest are three grouped counts: complete items, and `user`'s done
+    and pending reviews on the (queue, reviewer, state) index.
+    """
+    queues = list(ReviewQueue.objects.prefetch_related("reviewers").order_by("-pk")[:limit])
+    ids = [queue.pk for queue in queues]
+    complete = dict(
+        QueueItem.objects.filter(queue__in=ids, done_count__gte=F("queue__reviewers_per_item"))
+        .values_list("queue")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    mine: dict[tuple[int, str], int] = {
+        (queue_id, state): n
+        for queue_id, state, n in ItemReview.objects.filter(queue__in=ids, reviewer=user)
+        .values_list("queue", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    rows = []
+    for queue in queues:
+        names = sorted(reviewer.get_username() for reviewer in queue.reviewers.all())
+        rows.append(
+            QueueOverview(
+                queue=queue,
+                complete=complete.get(queue.pk, 0),
+                mine_done=mine.get((queue.pk, ItemReview.State.DONE), 0),
+                mine_pending=mine.get((queue.pk, ItemReview.State.PENDING), 0),
+                reviewers=names,
+                may_work=not names or user.get_username() in names,
+            )
+        )
+    return rows
+
+
+@dataclass
+class SelectionPreview:
+    """What a filter selects, in words, and how many results (up to the limit)."""
+
+    words: list[str]
+    count: int  # capped at ReviewQueue.MAX_ITEMS + 1
+
+    @property
+    def too_many(self) -> bool:
+        return self.count > ReviewQueue.MAX_ITEMS
+
+
+def selection_preview(*, filter_query: str, user: "User") -> SelectionPreview:
+    """The new-queue form's summary of its filter; raises QueueError for an
+    invalid one, as queue_create would."""
+    params = QueryDict(filter_query)
+    results = _filtered(params, user)
+    filters = ResultFilter(params, queryset=Request.objects.none(), user=user)
+    words = []
+    for name, field in filters.form.fields.items():
+        # Plain choices read as their labels; a model choice (a batch, a tag) as its id.
+        labels = {}
+        if isinstance(field, forms.ChoiceField) and not isinstance(field, forms.ModelChoiceField):
+            labels = {str(value): str(label) for value, label in field.choices}
+        shown = [
+            # Range parts: quality_min=80 reads "min 80".
+            f"{key.removeprefix(name).lstrip('_')} {clipped(labels.get(value, value), 80)}".strip()
+            for key in params
+            if key == name or key.startswith(f"{name}_")
+            for value in params.getlist(key)
+            if value
+        ]
+        if shown:
+            words.append(f"{field.label or name}: {', '.join(shown)}")
+    if not params.get("status"):
+        words.append("Status: completed (the default)")
+    count = results.order_by()[: ReviewQueue.MAX_ITEMS + 1].count()
+    return SelectionPreview(words=words, count=count)

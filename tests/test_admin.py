@@ -20,6 +20,7 @@ from batches.models import (
     WebhookDelivery,
 )
 from batches.services import api_key_create
+from curation import queues, tokens
 from curation import services as curation
 from curation.models import Annotation, Preference, Star, Tag
 from exports import services as exports
@@ -41,6 +42,14 @@ def populated(alice, carol):
         request=a, user=carol, changes={"quality": 90, "tags": ["senior"], "notes": "Good."}
     )
     exports.export_create(params={"format": "icl"}, user=carol, origin="viewer")
+    queue = queues.queue_create(
+        spec=queues.QueueSpec(
+            name="smoke", filter_query=f"batch={first.public_id}", fields=("quality",)
+        ),
+        created_by=carol,
+    )
+    queues.claim_next(queue=queue, reviewer=carol)
+    tokens.token_create(user=carol, name="agent")
     WebhookDelivery.objects.create(
         batch=batch,
         api_key=key,

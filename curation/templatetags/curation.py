@@ -2,7 +2,7 @@ from django import template
 
 from batches.models import Batch
 from core.text import clipped
-from curation import selectors
+from curation import judgments, selectors
 from curation.models import Annotation, CategoryChoices, Tag, annotation_of
 
 register = template.Library()
@@ -10,6 +10,12 @@ register = template.Library()
 
 # Templates cannot catch DoesNotExist cleanly.
 register.filter("annotation_of", annotation_of)
+
+
+@register.filter
+def judgment_by(result, user):
+    """`user`'s own judgment of `result`: what the metadata form edits."""
+    return judgments.judgment_of(request=result, reviewer=user)
 
 
 @register.filter
