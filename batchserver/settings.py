@@ -266,7 +266,11 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
     ],
     "EXCEPTION_HANDLER": "batches.errors.openai_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"create": env.str("CREATE_RATE_LIMIT", default="120/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "create": env.str("CREATE_RATE_LIMIT", default="120/min"),
+        # Requests per reviewer token on the curation API (/api/v1/ on the viewer).
+        "curation": env.str("CURATION_RATE_LIMIT", default="600/min"),
+    },
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "batches.errors.IgnoreAcceptHeader",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # OPTIONS would describe views to anyone who asks; the schema does that.

@@ -35,7 +35,7 @@ def export_download(request: HttpRequest, pk: int) -> FileResponse:
     (train + validation) as one zip with its manifest. Made by POST /api/export-gold-star."""
     export = get_object_or_404(Export, pk=pk)
     try:
-        return _download(export)
+        return download_response(export)
     except FileNotFoundError:
         raise Http404("This export's files are missing") from None
 
@@ -50,7 +50,7 @@ def export_file(request: HttpRequest, pk: int, name: str) -> FileResponse:
         raise Http404("No such file in this export") from None
 
 
-def _download(export: Export) -> FileResponse:
+def download_response(export: Export) -> FileResponse:
     """The export's file; a split export (train + validation) as one zip."""
     stem = f"gold_star_{export.format}_{export.created_at:%Y%m%d-%H%M%S}"
     if len(export.files) == 1:
