@@ -322,6 +322,12 @@ class Request(models.Model):
         ]
         indexes = [
             models.Index(fields=["batch", "status"], name="batches_request_status"),
+            # The results table sorted by a column (curation.selectors.results_page):
+            # keyset pages walk (column, id) from the cursor, so a deep page costs
+            # what the first does, and rows without a value are an IS NULL range.
+            models.Index(fields=["completion_tokens", "id"], name="batches_request_tokens"),
+            models.Index(fields=["latency_ms", "id"], name="batches_request_latency"),
+            models.Index(fields=["finished_at", "id"], name="batches_request_finished"),
         ]
 
     def __str__(self) -> str:

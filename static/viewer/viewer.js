@@ -104,7 +104,8 @@ async function saveAnnotation(form) {
     const data = await api("POST", form.dataset.url, annotationPayload(form));
     const when = data.edited_at.slice(0, 16).replace("T", " ");
     form.querySelector(".edited").textContent = `Last edited by ${data.edited_by} at ${when}`;
-    form.elements.tags.value = data.tags.join(", ");
+    // The form holds the reviewer's own judgment; data.tags are everyone's.
+    form.elements.tags.value = data.judgment.tags.join(", ");
     rememberSaved(form);
     toast("Saved");
     return true;
@@ -182,35 +183,199 @@ document.addEventListener("input", (event) => {
   }
 });
 
-// --- Compare: pick a winner ---------------------------------------------------------
+// --- Compare: a verdict (a winner, a tie, or both bad) --------------------------------
 
-document.addEventListener("click", async (event) => {
-  const button = event.target.closest(".pick-winner");
-  if (!button) return;
-  const card = button.closest(".candidate");
-  const group = card.closest(".side-by-side");
-  const buttons = group.querySelectorAll(".pick-winner");
-  // One pick at a time: a double click, or a second card clicked mid-request,
+const VERDICT_NAMES = { winner: "Winner recorded", tie: "Tie recorded", both_bad: "Verdict recorded: bad" };
+
+function badOutcomeLabel(group) {
+  return group.querySelectorAll(".candidate").length > 2 ? "All bad" : "Both bad";
+}
+
+// Names, once the verdict is in: a blind page had left them out of the HTML.
+function revealCandidate(card, candidate) {
+  const identity = card.querySelector(".identity");
+  const model = document.createElement("strong");
+  model.textContent = candidate.model;
+  const batch = document.createElement("code");
+  batch.textContent = candidate.batch;
+  const parts = [model, " ", batch];
+  if (candidate.label) {
+    const label = document.createElement("span");
+    label.className = "meta";
+    label.textContent = candidate.label;
+    parts.push(" ", label);
+  }
+  identity.replaceChildren(...parts);
+  const review = card.querySelector(".review-link");
+  if (review && !review.querySelector("a")) {
+    const link = document.createElement("a");
+    link.href = candidate.review_url;
+    link.textContent = "review";
+    review.replaceChildren(" · ", link);
+  }
+}
+
+function showVerdict(group, data) {
+  const byId = new Map(data.candidates.map((candidate) => [candidate.result_id, candidate]));
+  group.querySelectorAll(".candidate").forEach((card) => {
+    const won = Number(card.dataset.resultId) === data.winner;
+    card.classList.toggle("winner", won);
+    card.querySelector(".pick-winner").textContent = won ? "Winner ✓" : "Pick as winner";
+    const candidate = byId.get(Number(card.dataset.resultId));
+    if (!candidate) return;
+    revealCandidate(card, candidate);
+    renderStars(card.querySelector(".stars"), candidate.starred, candidate.stars);
+  });
+  group.dataset.revealed = "true";
+  const badge = document.querySelector(".verdict-bar .verdict-badge");
+  if (badge) {
+    badge.textContent = { tie: "Tie", both_bad: badOutcomeLabel(group) }[data.outcome] || "";
+  }
+}
+
+async function recordVerdict(group, outcome, winner = null) {
+  const buttons = document.querySelectorAll(".side-by-side .pick-winner, .verdict-bar .verdict");
+  // One verdict at a time: a double click, or a second button pressed mid-request,
   // would otherwise race the first request on the server.
+  if ([...buttons].some((each) => each.disabled)) return;
   buttons.forEach((each) => { each.disabled = true; });
   try {
     const data = await api("POST", group.dataset.url, {
-      winner: Number(card.dataset.resultId),
       candidates: group.dataset.candidates.split(",").map(Number),
+      outcome,
+      winner,
+      // Blind only while the names are still hidden: a changed verdict saw them.
+      blind: group.dataset.blind === "true" && group.dataset.revealed !== "true",
     });
-    group.querySelectorAll(".candidate").forEach((each) => {
-      const won = Number(each.dataset.resultId) === data.winner;
-      each.classList.toggle("winner", won);
-      each.querySelector(".pick-winner").textContent = won ? "Winner ✓" : "Pick as winner";
-    });
-    renderStars(card.querySelector(".stars"), true, data.stars);
-    toast("Winner recorded");
+    showVerdict(group, data);
+    toast(VERDICT_NAMES[data.outcome]);
   } catch (error) {
     toast(error.message, true);
   } finally {
     buttons.forEach((each) => { each.disabled = false; });
   }
+}
+
+document.addEventListener("click", (event) => {
+  const pick = event.target.closest(".side-by-side .pick-winner");
+  if (pick) {
+    const card = pick.closest(".candidate");
+    recordVerdict(card.closest(".side-by-side"), "winner", Number(card.dataset.resultId));
+    return;
+  }
+  const verdict = event.target.closest(".verdict-bar .verdict");
+  const group = document.querySelector(".side-by-side");
+  if (verdict && group) recordVerdict(group, verdict.dataset.outcome);
 });
+
+// --- Results table: tick rows, then star, unstar or tag them at once -------------------
+
+const bulkBar = document.getElementById("bulk-bar");
+const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+function rowBoxes() {
+  return [...document.querySelectorAll("table.results .select-row")];
+}
+
+function selectedIds() {
+  return rowBoxes().filter((box) => box.checked).map((box) => Number(box.value));
+}
+
+function refreshBulkBar() {
+  const boxes = rowBoxes();
+  const selected = boxes.filter((box) => box.checked).length;
+  bulkBar.hidden = selected === 0;
+  bulkBar.querySelector(".bulk-count").textContent = `${plural(selected, "result")} selected`;
+  const pageBox = document.getElementById("select-page");
+  pageBox.checked = boxes.length > 0 && selected === boxes.length;
+  pageBox.indeterminate = selected > 0 && selected < boxes.length;
+}
+
+// A row as the server now has it: stars, quality, category and tags.
+function redrawRow(state) {
+  const row = document.querySelector(`table.results tr[data-result-id="${state.result_id}"]`);
+  if (!row) return;
+  renderStars(row.querySelector(".stars"), state.starred, state.stars);
+  row.querySelector("td.quality").textContent = state.quality === null ? "" : String(state.quality);
+  row.querySelector("td.category").textContent = state.category_label;
+  row.querySelector("td.tags").replaceChildren(...state.tags.map((name) => {
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = name;
+    return tag;
+  }));
+}
+
+async function bulkAction(url, body, describe) {
+  const ids = selectedIds();
+  if (!ids.length) return false;
+  const controls = bulkBar.querySelectorAll("button, input");
+  // One action at a time: a second click would race the first on the server.
+  if ([...controls].some((each) => each.disabled)) return false;
+  controls.forEach((each) => { each.disabled = true; });
+  try {
+    const data = await api("POST", url, { result_ids: ids, ...body });
+    data.results.forEach(redrawRow);
+    toast(describe(data.changed, ids.length));
+    return true;
+  } catch (error) {
+    toast(error.message, true);
+    return false;
+  } finally {
+    controls.forEach((each) => { each.disabled = false; });
+  }
+}
+
+if (bulkBar) {
+  document.addEventListener("change", (event) => {
+    if (event.target.id === "select-page") {
+      rowBoxes().forEach((box) => { box.checked = event.target.checked; });
+    }
+    if (event.target.id === "select-page" || event.target.matches(".select-row")) refreshBulkBar();
+  });
+  const already = (changed, asked, what) => (
+    changed === asked ? "" : ` (${asked - changed} already ${what})`
+  );
+  bulkBar.querySelector(".bulk-star").addEventListener("click", () => bulkAction(
+    bulkBar.dataset.starUrl,
+    { starred: true },
+    (changed, asked) => `Starred ${plural(changed, "result")}${already(changed, asked, "were")}`,
+  ));
+  bulkBar.querySelector(".bulk-unstar").addEventListener("click", () => bulkAction(
+    bulkBar.dataset.starUrl,
+    { starred: false },
+    (changed, asked) => `Unstarred ${plural(changed, "result")}${already(changed, asked, "were not starred by you")}`,
+  ));
+  bulkBar.querySelector(".bulk-clear").addEventListener("click", () => {
+    rowBoxes().forEach((box) => { box.checked = false; });
+    refreshBulkBar();
+  });
+  const tagForm = bulkBar.querySelector("form.bulk-tag");
+  const tagInput = tagForm.elements.tag;
+  tagForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = tagInput.value.trim();
+    if (!name) {
+      toast("Type the tag to add first.", true);
+      tagInput.focus();
+      return;
+    }
+    const done = await bulkAction(
+      bulkBar.dataset.tagUrl,
+      { tag: name },
+      (changed, asked) => `Tagged ${plural(changed, "result")} “${name}”${already(changed, asked, "had it")}`,
+    );
+    if (done) tagInput.value = "";
+  });
+  tagInput.addEventListener("input", () => {
+    tagInput.suggestRequest = (tagInput.suggestRequest || 0) + 1;
+    const request = tagInput.suggestRequest;
+    clearTimeout(tagInput.suggestTimer);
+    tagInput.suggestTimer = setTimeout(() => suggestTags(tagInput, request), SUGGEST_DELAY_MS);
+  });
+  // The browser may restore ticked boxes (back and forward): the bar follows them.
+  refreshBulkBar();
+}
 
 // --- Review page shortcuts -----------------------------------------------------------
 
@@ -278,6 +443,36 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "e") {
     event.preventDefault();
     form.elements.notes.focus();
+  } else return;
+  event.preventDefault();
+});
+
+// The compare page: 1-9 picks that response (left to right) as the winner, t a
+// tie, x both (all) bad, j/k the next/previous input; the same opt-out and help.
+document.addEventListener("keydown", (event) => {
+  if (!document.body.classList.contains("compare")) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const typing = event.target.closest('input:not([type="checkbox"]), textarea, select');
+  if (typing) {
+    if (event.key === "Escape") event.target.blur();
+    return;
+  }
+  const group = document.querySelector(".side-by-side");
+  if (!group) return;
+  if (event.key === "?") {
+    toggleShortcuts();
+    event.preventDefault();
+    return;
+  }
+  if (shortcutsSwitch && !shortcutsSwitch.checked) return;
+  const cards = [...group.querySelectorAll(".candidate")];
+  const follow = (id) => { const link = document.getElementById(id); if (link) link.click(); };
+  if (event.key === "j") follow("next-link");
+  else if (event.key === "k") follow("prev-link");
+  else if (event.key === "t") recordVerdict(group, "tie");
+  else if (event.key === "x") recordVerdict(group, "both_bad");
+  else if (/^[1-9]$/.test(event.key) && Number(event.key) <= cards.length) {
+    recordVerdict(group, "winner", Number(cards[Number(event.key) - 1].dataset.resultId));
   } else return;
   event.preventDefault();
 });

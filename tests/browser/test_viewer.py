@@ -282,7 +282,7 @@ def test_a_double_click_picks_the_winner_once(page, owner, carol):
     expect(chosen.locator(".pick-winner")).to_have_text("Winner ✓")
     expect(page.locator(".pick-winner:disabled")).to_have_count(0)  # enabled again
     expect(chosen.locator(".starred-by")).to_have_text("carol")
-    assert [urlparse(url).path for url in posts] == ["/api/compare/winner"]
+    assert [urlparse(url).path for url in posts] == ["/api/compare/verdict"]
     winner = second.requests.get()
     loser = first.requests.get()
     assert list(Preference.objects.values_list("chosen", "rejected", "user")) == [
