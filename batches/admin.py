@@ -303,9 +303,13 @@ class RequestAdmin(ExportActionMixin, ReadOnlyAdmin):
                 messages.ERROR,
             )
             return
-        count = curation_services.annotations_add_tag_bulk(
-            requests=queryset, user=request.user, tag_name=tag
-        )
+        try:
+            count = curation_services.annotations_add_tag_bulk(
+                requests=queryset, user=request.user, tag_name=tag
+            )
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
         self.message_user(request, f"Tagged {count} result(s) with {tag}.", messages.SUCCESS)
 
     def get_queryset(self, request):

@@ -111,7 +111,7 @@ def judgments_update_bulk(
         if pk not in existing
     )
     mine = Judgment.objects.filter(request_id__in=ids, reviewer=reviewer, role=Judgment.Role.REVIEW)
-    edits = []
+    edits: list[tuple[int, dict]] = []
     if category is not None:
         changing = list(mine.exclude(category=category).values_list("pk", "category"))
         mine.filter(pk__in=[pk for pk, _ in changing]).update(category=category, updated_at=now)
@@ -146,7 +146,9 @@ def annotations_derive(request_ids: list[int]) -> None:
     if not judgments:
         return
     current = {a.pk: a for a in Annotation.objects.filter(request_id__in=list(judgments))}
-    new, changed, tag_rows = [], [], []
+    new: list[Annotation] = []
+    changed: list[Annotation] = []
+    tag_rows = []
     for request_id, judged in judgments.items():
         values, tags = derive(judged)
         annotation = current.get(request_id) or Annotation(request_id=request_id)

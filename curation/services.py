@@ -3,14 +3,14 @@ authentication (a session or a reviewer token), never from the request body."""
 
 from typing import TYPE_CHECKING
 
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from batches.models import Request
 from core.exceptions import ApplicationError
 from curation import judgments
-from curation.models import Annotation, Comparison, Preference, Star
+from curation.models import Annotation, Comparison, Judgment, Preference, Star
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -19,12 +19,9 @@ if TYPE_CHECKING:
 def star_set(*, request: Request, user: "User", starred: bool) -> bool:
     """Star or unstar a result for `user`; idempotent. Returns whether it is starred."""
     if starred:
-        try:
-            # A savepoint, so a concurrent double click cannot break an outer transaction.
-            with transaction.atomic():
-                Star.objects.get_or_create(request=request, user=user)
-        except IntegrityError:
-            pass  # the other click created it
+        # One INSERT that a star already there (a double click's other half)
+        # leaves alone: no savepoint, no read first.
+        Star.objects.bulk_create([Star(request=request, user=user)], ignore_conflicts=True)
     else:
         Star.objects.filter(request=request, user=user).delete()
     return starred
@@ -59,6 +56,23 @@ def annotations_set_category_bulk(
 
 
 def annotations_add_tag_bulk(*, requests: QuerySet[Request], user: "User", tag_name: str) -> int:
+    if not tag_name.strip():
+        raise ApplicationError("A tag needs a name.", param="tag")
+    # A judgment holds at most MAX_TAGS tags, as the review page keeps it: one
+    # that is full (and lacks this tag) refuses the whole action.
+    full = (
+        Judgment.objects.filter(request__in=requests, reviewer=user, role=Judgment.Role.REVIEW)
+        .exclude(tags__name__iexact=tag_name.strip())
+        .annotate(tag_count=Count("tags"))
+        .filter(tag_count__gte=Annotation.MAX_TAGS)
+        .values_list("request_id", flat=True)
+    )
+    if full_ids := list(full[:10]):
+        raise ApplicationError(
+            f"At most {Annotation.MAX_TAGS} tags per result: your judgment of result "
+            f"{', '.join(map(str, full_ids))} has that many already. Nothing was changed.",
+            param="tag",
+        )
     return judgments.judgments_update_bulk(requests=requests, reviewer=user, add_tag=tag_name)
 
 

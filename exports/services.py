@@ -31,6 +31,7 @@ from batches.engines import served_models
 from batches.files import file_sha256
 from batches.models import Request
 from core.exceptions import ApplicationError
+from core.text import clipped
 from curation.models import Annotation, Preference, Star, annotation_of
 from exports import formats, tabular
 from exports.filters import ExportFilter
@@ -456,8 +457,9 @@ def _csv_line(cells: list) -> bytes:
 
 def _form_errors(form: forms.Form) -> str:
     # Iterating an ErrorList yields messages (str), not the ValidationErrors
-    # django-stubs declares.
+    # django-stubs declares. Django's messages repeat the value sent ("Select a
+    # valid choice. <value> is not…"): each is clipped, so a huge value is not echoed.
     return "; ".join(
-        f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors)  # type: ignore[arg-type]
+        clipped(f"{name}: {' '.join(errors)}" if name != "__all__" else " ".join(errors))  # type: ignore[arg-type]
         for name, errors in form.errors.items()
     )

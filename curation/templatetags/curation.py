@@ -1,4 +1,6 @@
 from django import template
+from django.utils.safestring import mark_safe
+from markdown_it import MarkdownIt
 
 from batches.models import Batch
 from core.text import clipped
@@ -93,3 +95,26 @@ def metadata_label(metadata, limit: int = 80) -> str:
     if not isinstance(metadata, dict) or not metadata:
         return ""
     return clipped(", ".join(f"{key}: {value}" for key, value in metadata.items()), limit)
+
+
+# Queue instructions are anyone's markdown: raw HTML is shown as text, and links
+# may only lead to web pages, mail, or this site (no javascript:, data:, file:).
+# Images are off: the viewer loads nothing from elsewhere.
+_LINK_SCHEMES = ("http:", "https:", "mailto:")
+
+
+def _safe_link(url: str) -> bool:
+    target = url.strip().lower()
+    if ":" not in target.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
+        return True  # relative: a page of this viewer
+    return target.startswith(_LINK_SCHEMES)
+
+
+_markdown = MarkdownIt("commonmark", {"html": False}).disable("image")
+_markdown.validateLink = _safe_link  # type: ignore[method-assign]
+
+
+@register.filter
+def markdown(text) -> str:
+    """`text` rendered as CommonMark: HTML-safe, since markdown-it escapes all raw HTML."""
+    return mark_safe(_markdown.render(str(text or "")))

@@ -83,6 +83,13 @@ def test_bad_requests_get_clear_errors_and_record_nothing(curated, carol_client)
     assert not Export.objects.exists()
 
 
+def test_an_error_does_not_echo_a_huge_value_back(curated, carol_client):
+    for field in ("category", "filter", "format", "starred"):
+        response = carol_client.get("/api/exports/count", {"format": "icl", field: "x" * 50_000})
+        assert response.status_code == 400, field
+        assert len(response.content) < 2_000, field
+
+
 def test_the_panel_lists_exports_whatever_params_they_recorded(curated, carol_client):
     response = carol_client.post(
         "/api/export-gold-star",
