@@ -354,6 +354,9 @@ class QueueItem(models.Model):
     # live reservation. Claims take a slot with a conditional UPDATE.
     open_slots = models.PositiveSmallIntegerField()
     done_count = models.PositiveSmallIntegerField(default=0)
+    # Set when a skip or a lapsed reservation gives a slot back: such an item
+    # may sit behind the frontier of reviewers who passed it while it was full.
+    reopened = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -368,6 +371,14 @@ class QueueItem(models.Model):
                 name="curation_queueitem_open",
                 condition=Q(open_slots__gt=0),
             ),
+            # Claim-next, first: the open items that were given back (few).
+            models.Index(
+                fields=["queue", "position"],
+                name="curation_queueitem_reopened",
+                condition=Q(open_slots__gt=0, reopened=True),
+            ),
+            # The queue's complete count: items with every reviewer they need.
+            models.Index(fields=["queue", "done_count"], name="curation_queueitem_done"),
         ]
 
     def __str__(self) -> str:
@@ -393,6 +404,9 @@ class ItemReview(models.Model):
     state = models.CharField(
         max_length=8, choices=ItemReviewState.choices, default=ItemReviewState.PENDING
     )
+    position = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The item's position, when claim-next served it."
+    )
     reserved_until = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -409,6 +423,10 @@ class ItemReview(models.Model):
             # A reviewer's live reservation, progress and history in a queue.
             models.Index(
                 fields=["queue", "reviewer", "state"], name="curation_itemreview_reviewer"
+            ),
+            # A reviewer's frontier: the furthest item they reached in a queue.
+            models.Index(
+                fields=["queue", "reviewer", "position"], name="curation_itemreview_frontier"
             ),
             # Releasing reservations that ran out.
             models.Index(

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 INSERT_BATCH = 5_000
-# Claims race for the same first open item; each loser moves on to the next.
+# A claim that loses its item (the same reviewer in another tab) moves on to the next.
 CLAIM_ATTEMPTS = 20
 
 
@@ -110,9 +110,10 @@ def _selection(spec: QueueSpec, created_by: "User"):
             param="instructions",
         )
     params = QueryDict(spec.filter_query)
+    pairs: list[tuple[int, int | None]]
     if spec.kind == ReviewQueue.Kind.PAIRWISE:
         batches = _compare_batches(spec.compare_batches)
-        pairs = _pairs(batches, params, created_by)
+        pairs = list(_pairs(batches, params, created_by))
     elif spec.kind == ReviewQueue.Kind.RESULTS:
         batches = []
         pairs = [(pk, None) for pk in _results(params, created_by)]
@@ -251,8 +252,11 @@ def _pairs(batches: list[Batch], params: QueryDict, user: "User") -> list[tuple[
 
 def may_work(queue: ReviewQueue, user: "User") -> bool:
     """A queue with reviewers listed is theirs; one without is everyone's."""
-    assigned = queue.reviewers.all()
-    return not assigned.exists() or assigned.filter(pk=user.pk).exists()
+    # One query: how many are listed, and whether `user` is among them.
+    listed = ReviewQueue.reviewers.through.objects.filter(reviewqueue_id=queue.pk).aggregate(
+        anyone=Count("pk"), mine=Count("pk", filter=Q(user_id=user.pk))
+    )
+    return not listed["anyone"] or bool(listed["mine"])
 
 
 def _check_assigned(queue: ReviewQueue, user: "User") -> None:
@@ -275,7 +279,9 @@ def reservations_release(*, queue: ReviewQueue, now: datetime | None = None) -> 
             # Re-checked in the delete: a submit may have landed since the read.
             deleted, _ = expired.filter(pk=pk).delete()
             if deleted:
-                QueueItem.objects.filter(pk=item_id).update(open_slots=F("open_slots") + 1)
+                QueueItem.objects.filter(pk=item_id).update(
+                    open_slots=F("open_slots") + 1, reopened=True
+                )
                 released += 1
     return released
 
@@ -299,36 +305,75 @@ def claim_next(*, queue: ReviewQueue, reviewer: "User") -> ItemReview | None:
             held.reserved_until = until
             held.save(update_fields=["reserved_until"])
             return held
-    mine = ItemReview.objects.filter(item=OuterRef("pk"), reviewer=reviewer)
-    candidates = (
-        QueueItem.objects.filter(queue=queue, open_slots__gt=0)
-        .exclude(Exists(mine))
-        .order_by("position")
-        .values_list("pk", flat=True)
-    )
-    for _ in range(CLAIM_ATTEMPTS):
-        item_id = candidates.first()
-        if item_id is None:
-            return None
-        try:
-            with transaction.atomic():
-                taken = QueueItem.objects.filter(pk=item_id, open_slots__gt=0).update(
-                    open_slots=F("open_slots") - 1
-                )
-                if taken:
-                    return ItemReview.objects.create(
-                        item_id=item_id,
-                        queue=queue,
-                        reviewer=reviewer,
-                        reserved_until=until,
-                        claimed_at=now,
+        for _ in range(CLAIM_ATTEMPTS):
+            candidate = _candidate(queue, reviewer)
+            if candidate is None:
+                return None
+            item_id, position = candidate
+            try:
+                with transaction.atomic():
+                    taken = QueueItem.objects.filter(pk=item_id, open_slots__gt=0).update(
+                        open_slots=F("open_slots") - 1
                     )
-        except IntegrityError:
-            continue  # the same reviewer claimed it meanwhile (another tab)
+                    if taken:
+                        return ItemReview.objects.create(
+                            item_id=item_id,
+                            queue=queue,
+                            reviewer=reviewer,
+                            position=position,
+                            reserved_until=until,
+                            claimed_at=now,
+                        )
+            except IntegrityError:
+                continue  # the same reviewer claimed it meanwhile (another tab)
     raise Conflict(
         "The queue is busy: every item tried was taken meanwhile. Try again.",
         code="queue_busy",
     )
+
+
+def _candidate(queue: ReviewQueue, reviewer: "User") -> tuple[int, int] | None:
+    """(id, position) of the first open item `reviewer` has not had, in queue order.
+
+    Every item before a reviewer's frontier (the furthest position claim-next
+    served them; submitting or skipping an item never claimed does not move it)
+    was theirs or full when they passed it, and only a slot given back
+    (reopened) opens it again. So the search, in queue order, is: reopened
+    items behind the frontier, then the items past it, each an index range of
+    rows that mostly qualify (the order is the same as one scan's); the
+    full scan, which passes every open item the reviewer already did (50,000
+    of them for a reviewer far ahead of the others), is only the last resort.
+
+    Read inside the claim's transaction, and locked: on PostgreSQL concurrent
+    claimers skip each other's candidate (SKIP LOCKED) and spread over the next
+    items, instead of all taking the same first item and retrying one by one
+    (twenty reviewers made that a herd of seconds); on SQLite the IMMEDIATE
+    transaction holds the write lock, so no other claim lands between the read
+    and the update.
+    """
+    mine = ItemReview.objects.filter(item=OuterRef("pk"), reviewer=reviewer)
+    frontier = (
+        ItemReview.objects.filter(queue=queue, reviewer=reviewer, position__isnull=False)
+        .order_by("-position")
+        .values_list("position", flat=True)
+        .first()
+    ) or 0
+    open_items = QueueItem.objects.filter(queue=queue, open_slots__gt=0)
+    for items in (
+        open_items.filter(reopened=True, position__lt=frontier),
+        open_items.filter(position__gt=frontier),
+        open_items,
+    ):
+        found = (
+            items.exclude(Exists(mine))
+            .order_by("position")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", "position")
+            .first()
+        )
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass
@@ -442,7 +487,7 @@ def item_skip(*, queue: ReviewQueue, item_id: int, reviewer: "User") -> ItemRevi
             param="item",
         )
     if review is not None and review.state == ItemReview.State.PENDING:
-        QueueItem.objects.filter(pk=item.pk).update(open_slots=F("open_slots") + 1)
+        QueueItem.objects.filter(pk=item.pk).update(open_slots=F("open_slots") + 1, reopened=True)
     review = review or ItemReview(item=item, queue=queue, reviewer=reviewer)
     review.state = ItemReview.State.SKIPPED
     review.reserved_until = None
@@ -459,6 +504,7 @@ class ItemView:
     """An item as its reviewer sees it: the result(s), and what they said so far."""
 
     item: QueueItem
+    reviewer_id: int
     review: ItemReview | None
     judgment: Judgment | None
     starred: bool
@@ -469,7 +515,7 @@ class ItemView:
         """Pairwise: the two responses in the order this reviewer sees them,
         fixed per reviewer and input, so a reload shows the same order."""
         sides = [self.item.request, self.item.other]
-        if self.review is not None and _coin(self.item.pk, self.review.reviewer_id):
+        if _coin(self.item.pk, self.reviewer_id):
             sides.reverse()
         return [side for side in sides if side is not None]
 
@@ -492,7 +538,7 @@ def item_view(*, queue: ReviewQueue, item_id: int, reviewer: "User") -> ItemView
             user=reviewer, candidates_key=Comparison.key([item.request_id, item.other_id])
         ).first()
     starred = Star.objects.filter(request=item.request, user=reviewer).exists()
-    return ItemView(item, review, judgment, starred, comparison)
+    return ItemView(item, reviewer.pk, review, judgment, starred, comparison)
 
 
 def queues_for(*, user: "User") -> QuerySet[ReviewQueue]:
@@ -618,10 +664,11 @@ class SelectionPreview:
 
     words: list[str]
     count: int  # capped at ReviewQueue.MAX_ITEMS + 1
+    limit: int = ReviewQueue.MAX_ITEMS
 
     @property
     def too_many(self) -> bool:
-        return self.count > ReviewQueue.MAX_ITEMS
+        return self.count > self.limit
 
 
 def selection_preview(*, filter_query: str, user: "User") -> SelectionPreview:
@@ -635,7 +682,9 @@ def selection_preview(*, filter_query: str, user: "User") -> SelectionPreview:
         # Plain choices read as their labels; a model choice (a batch, a tag) as its id.
         labels = {}
         if isinstance(field, forms.ChoiceField) and not isinstance(field, forms.ModelChoiceField):
-            labels = {str(value): str(label) for value, label in field.choices}
+            # django-stubs types choices as any of its accepted inputs; a bound
+            # form field's choices are always (value, label) pairs.
+            labels = {str(value): str(label) for value, label in field.choices}  # type: ignore[misc,union-attr]
         shown = [
             # Range parts: quality_min=80 reads "min 80".
             f"{key.removeprefix(name).lstrip('_')} {clipped(labels.get(value, value), 80)}".strip()

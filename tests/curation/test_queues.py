@@ -105,3 +105,39 @@ def test_fields_the_queue_does_not_ask_for_are_refused(carol, batch):
             reviewer=carol,
             submission=queues.Submission(changes={"category": "good"}),
         )
+
+
+def test_a_slot_given_back_behind_a_reviewer_is_served_to_them_first(carol, dave, owner):
+    batch = make_batch(owner, count=6)
+    queue = _queue(carol, batch)
+    first = queues.claim_next(queue=queue, reviewer=dave)
+    # Carol works ahead while Dave holds the first item.
+    for _ in range(3):
+        claimed = queues.claim_next(queue=queue, reviewer=carol)
+        queues.item_submit(
+            queue=queue,
+            item_id=claimed.item_id,
+            reviewer=carol,
+            submission=queues.Submission(changes={"quality": 50}),
+        )
+    assert claimed.position == 4
+    # Dave gives his item back: it is behind Carol's frontier, and comes to her next.
+    queues.item_skip(queue=queue, item_id=first.item_id, reviewer=dave)
+    assert queues.claim_next(queue=queue, reviewer=carol).item_id == first.item_id
+
+
+def test_working_an_item_out_of_order_does_not_hide_the_ones_before_it(carol, owner):
+    batch = make_batch(owner, count=4)
+    queue = _queue(carol, batch)
+    last = QueueItem.objects.get(queue=queue, position=4)
+    queues.item_skip(queue=queue, item_id=last.pk, reviewer=carol)
+    positions = []
+    while (claimed := queues.claim_next(queue=queue, reviewer=carol)) is not None:
+        positions.append(claimed.position)
+        queues.item_submit(
+            queue=queue,
+            item_id=claimed.item_id,
+            reviewer=carol,
+            submission=queues.Submission(changes={"quality": 50}),
+        )
+    assert positions == [1, 2, 3]
