@@ -5,6 +5,8 @@ Each view parses, calls curation.queues, and renders or redirects: after every
 POST a 303 to the page to show next, so a reload never submits twice.
 """
 
+from functools import wraps
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -49,6 +51,25 @@ def _not_assigned(request: HttpRequest, queue: ReviewQueue) -> HttpResponse:
         ),
         queue=queue,
     )
+
+
+def _queue_page(*, work: bool = True):
+    """Give the view the URL's queue (a 404 page when there is none) and, for
+    working it, check the caller is among its reviewers (a 403 page)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapped(request: HttpRequest, pk: int, **kwargs) -> HttpResponse:
+            queue = _queue(pk)
+            if queue is None:
+                return _not_found(request, "queue")
+            if work and not queues.may_work(queue, request.user):
+                return _not_assigned(request, queue)
+            return view(request, queue, **kwargs)
+
+        return wrapped
+
+    return decorate
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -127,10 +148,8 @@ def _preview(form: QueueForm, request: HttpRequest) -> dict:
 
 @staff_member_required
 @require_GET
-def queue_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    queue = _queue(pk)
-    if queue is None:
-        return _not_found(request, "queue")
+@_queue_page(work=False)
+def queue_detail(request: HttpRequest, queue: ReviewQueue) -> HttpResponse:
     return _detail(request, queue)
 
 
@@ -157,12 +176,8 @@ def _detail(request: HttpRequest, queue: ReviewQueue, *, error: str = "", status
 
 @staff_member_required
 @require_POST
-def queue_next(request: HttpRequest, pk: int) -> HttpResponse:
-    queue = _queue(pk)
-    if queue is None:
-        return _not_found(request, "queue")
-    if not queues.may_work(queue, request.user):
-        return _not_assigned(request, queue)
+@_queue_page()
+def queue_next(request: HttpRequest, queue: ReviewQueue) -> HttpResponse:
     try:
         return _next(queue, request.user)
     except Conflict as error:
@@ -234,12 +249,8 @@ def _render_item(request, context: dict, form: ItemForm, *, status: int = 200) -
 
 @staff_member_required
 @require_GET
-def queue_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
-    queue = _queue(pk)
-    if queue is None:
-        return _not_found(request, "queue")
-    if not queues.may_work(queue, request.user):
-        return _not_assigned(request, queue)
+@_queue_page()
+def queue_item(request: HttpRequest, queue: ReviewQueue, item_id: int) -> HttpResponse:
     context = _item_context(request, queue, item_id)
     if context is None:
         return _not_found(request, "item in this queue", queue)
@@ -250,12 +261,8 @@ def queue_item(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
 
 @staff_member_required
 @require_POST
-def queue_item_submit(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
-    queue = _queue(pk)
-    if queue is None:
-        return _not_found(request, "queue")
-    if not queues.may_work(queue, request.user):
-        return _not_assigned(request, queue)
+@_queue_page()
+def queue_item_submit(request: HttpRequest, queue: ReviewQueue, item_id: int) -> HttpResponse:
     context = _item_context(request, queue, item_id)
     if context is None:
         return _not_found(request, "item in this queue", queue)
@@ -282,18 +289,17 @@ def _next_or_detail(request: HttpRequest, queue: ReviewQueue) -> HttpResponse:
 
 @staff_member_required
 @require_POST
-def queue_item_skip(request: HttpRequest, pk: int, item_id: int) -> HttpResponse:
-    queue = _queue(pk)
-    if queue is None:
-        return _not_found(request, "queue")
-    if not queues.may_work(queue, request.user):
-        return _not_assigned(request, queue)
-    context = _item_context(request, queue, item_id)
-    if context is None:
+@_queue_page()
+def queue_item_skip(request: HttpRequest, queue: ReviewQueue, item_id: int) -> HttpResponse:
+    if item_id > ID_MAX:
         return _not_found(request, "item in this queue", queue)
     try:
         queues.item_skip(queue=queue, item_id=item_id, reviewer=request.user)
     except ApplicationError as error:
+        # The page is built only to show the refusal (an item already submitted).
+        context = _item_context(request, queue, item_id)
+        if context is None:
+            return _not_found(request, "item in this queue", queue)
         view = context["view"]
         form = ItemForm(queue=queue, judgment=view.judgment, initial=_initial(view))
         return _render_item(request, {**context, "error": error.message}, form, status=error.status)

@@ -11,13 +11,12 @@ import hmac
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from django.conf import settings
-from django.core.cache import caches
 from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import authentication, exceptions
-from rest_framework.throttling import SimpleRateThrottle
 
+from batches.models import ApiKey
+from batches.throttling import SharedRateThrottle
 from core.bearer import masked, new_secret, secret_hash
 from curation.models import ReviewerToken
 
@@ -27,8 +26,6 @@ if TYPE_CHECKING:
 # Recording every use would turn each claim into a second write; a minute is
 # precise enough to tell which tokens are alive.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-# A batch API key's prefix (batches.models.ApiKey.PREFIX), named in the refusal.
-API_KEY_PREFIX = "sk-bs-"
 HEADER_HINT = f"Authorization: Bearer {ReviewerToken.PREFIX}…"
 
 
@@ -65,7 +62,7 @@ class ReviewerTokenAuthentication(authentication.BaseAuthentication):
             raw = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed(_incorrect_token_message("")) from None
-        if raw.startswith(API_KEY_PREFIX):
+        if raw.startswith(ApiKey.PREFIX):
             raise exceptions.AuthenticationFailed(
                 f"A batch API key ({masked(raw)}) does not open the curation API; "
                 f"send a reviewer token: {HEADER_HINT}"
@@ -101,19 +98,10 @@ def _incorrect_token_message(raw: str) -> str:
     )
 
 
-class ReviewerTokenRateThrottle(SimpleRateThrottle):
-    """CURATION_RATE_LIMIT requests per reviewer token, counted in the database
-    cache so every viewer process shares one count. Over it: 429 with Retry-After."""
+class ReviewerTokenRateThrottle(SharedRateThrottle):
+    """CURATION_RATE_LIMIT requests per reviewer token."""
 
     scope = "curation"
-
-    @property
-    def cache(self):
-        return caches["throttle"]
-
-    def get_rate(self) -> str:
-        # Read per request, not at import, so the limit follows the settings.
-        return settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][self.scope]
 
     def get_cache_key(self, request, view) -> str | None:
         if not isinstance(request.auth, ReviewerToken):
