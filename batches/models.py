@@ -395,11 +395,17 @@ class Request(models.Model):
         return message_text(choice.get("text"))
 
     @property
+    def finish_reason(self) -> str | None:
+        """Why the stored answer ended ("stop", "length", …); None if it does not say."""
+        choice = self._first_choice()
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        return reason if isinstance(reason, str) else None
+
+    @property
     def was_cut_off(self) -> bool:
         """The answer stopped at max_tokens (finish_reason "length"), not by itself:
         worth a look before it becomes training data."""
-        choice = self._first_choice()
-        return isinstance(choice, dict) and choice.get("finish_reason") == "length"
+        return self.finish_reason == "length"
 
     def _first_choice(self):
         """The stored response's first choice, whatever its type; None if it has none."""

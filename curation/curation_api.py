@@ -156,14 +156,6 @@ def unknown_url(request, *args, **kwargs):
 # --- Results -------------------------------------------------------------------
 
 
-def _finish_reason(result: Request) -> str | None:
-    response = result.response
-    choices = response.get("choices") if isinstance(response, dict) else None
-    choice = choices[0] if isinstance(choices, list) and choices else None
-    reason = choice.get("finish_reason") if isinstance(choice, dict) else None
-    return reason if isinstance(reason, str) else None
-
-
 class UsageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField(allow_null=True)
     completion_tokens = serializers.IntegerField(allow_null=True)
@@ -195,7 +187,7 @@ class ResultRowSerializer(serializers.Serializer):
 
     @extend_schema_field({"type": ["string", "null"]})
     def get_finish_reason(self, result) -> str | None:
-        return _finish_reason(result)
+        return result.finish_reason
 
     @extend_schema_field(AnnotationOutputSerializer(allow_null=True))
     def get_annotation(self, result):
@@ -475,7 +467,7 @@ class ItemResultSerializer(serializers.Serializer):
 
     @extend_schema_field({"type": ["string", "null"]})
     def get_finish_reason(self, result) -> str | None:
-        return _finish_reason(result)
+        return result.finish_reason
 
 
 class SideSerializer(serializers.Serializer):
